@@ -1,0 +1,315 @@
+r"""The PinSage convolution (Algorithm 1 of Ying et al., KDD 2018)."""
+from typing import Optional, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.index import ptr2index
+from torch_geometric.nn.conv import MessagePassing
+from torch_geometric.nn.dense.linear import Linear
+from torch_geometric.typing import Adj, OptTensor, SparseTensor
+from torch_geometric.utils import is_torch_sparse_tensor, scatter, spmm
+
+POOLINGS = ('importance', 'mean', 'max')
+
+# Guard of the output l2-normalisation: an all-zero ReLU output stays zero
+# (instead of NaN) and keeps a finite gradient.
+NORM_EPS = 1e-12
+
+
+def check_edge_weight(edge_weight: Tensor, num_edges: int,
+                      name: str = 'edge_weight') -> Tensor:
+    r"""Validates importance weights: a 1-D floating tensor with one finite,
+    non-negative entry per edge. Raises :class:`ValueError` naming
+    :obj:`name` otherwise."""
+    if not isinstance(edge_weight, Tensor):
+        raise TypeError(f"'{name}' must be a torch.Tensor of shape "
+                        f"[{num_edges}] (got {type(edge_weight).__name__})")
+    if edge_weight.dim() != 1 or edge_weight.numel() != num_edges:
+        raise ValueError(f"'{name}' must have shape [{num_edges}] (one weight "
+                         f"per edge), got {list(edge_weight.shape)}")
+    if not edge_weight.is_floating_point():
+        edge_weight = edge_weight.float()
+    if edge_weight.numel() > 0:
+        if not bool(torch.isfinite(edge_weight).all()):
+            raise ValueError(f"'{name}' holds NaN or infinite values")
+        if bool((edge_weight < 0).any()):
+            raise ValueError(f"'{name}' holds negative values (min "
+                             f"{float(edge_weight.min())}); importance "
+                             f"weights are visit counts and must be >= 0")
+    return edge_weight
+
+
+def importance_weights(edge_weight: Tensor, index: Tensor,
+                       num_targets: int) -> Tensor:
+    r"""Normalises non-negative edge weights to sum to one over the edges of
+    every target :obj:`index[e]`,
+    :math:`\alpha_e / \sum_{e' : index[e'] = index[e]} \alpha_{e'}`.
+    Targets whose weights sum to zero keep weight zero on all their edges
+    (they pool to the zero vector, as isolated targets do)."""
+    total = scatter(edge_weight, index, dim=0, dim_size=num_targets,
+                    reduce='sum')
+    total = torch.where(total > 0, total, torch.ones_like(total))
+    return edge_weight / total[index]
+
+
+class PinSAGEConv(MessagePassing):
+    r"""The PinSage convolution (Algorithm 1) from the `"Graph Convolutional
+    Neural Networks for Web-Scale Recommender Systems"
+    <https://arxiv.org/abs/1806.01973>`_ paper.
+
+    For a target node :math:`u` with representation :math:`\mathbf{z}_u` and
+    importance neighbourhood :math:`\mathcal{N}(u)` with weights
+    :math:`\alpha_{v,u} \geq 0`:
+
+    .. math::
+        \mathbf{n}_u &= \sum_{v \in \mathcal{N}(u)}
+        \frac{\alpha_{v,u}}{\sum_{v' \in \mathcal{N}(u)} \alpha_{v',u}}
+        \, \mathrm{ReLU}(\mathbf{Q} \mathbf{h}_v + \mathbf{q})
+
+        \mathbf{z}_u^{\prime} &= \mathrm{ReLU}(\mathbf{W} \cdot
+        [\mathbf{z}_u \, \Vert \, \mathbf{n}_u] + \mathbf{w})
+
+        \mathbf{z}_u^{\prime} &\leftarrow \mathbf{z}_u^{\prime} /
+        \max(\| \mathbf{z}_u^{\prime} \|_2, \epsilon)
+
+    with :math:`\epsilon = 10^{-12}`, so an all-zero output stays zero.
+    :obj:`aggr="mean"` replaces the importance weights by uniform ones and
+    :obj:`aggr="max"` takes the element-wise maximum of the messages (the
+    paper's pooling ablations). A target without neighbours (or whose
+    weights are all zero) gets :math:`\mathbf{n}_u = \mathbf{0}`, *i.e.*
+    its output depends on :math:`\mathbf{z}_u` only. Without
+    :obj:`edge_weight`, importance pooling equals mean pooling.
+
+    Because :math:`\mathrm{ReLU}(\mathbf{Q}\mathbf{h}_v + \mathbf{q})` only
+    depends on the neighbour :math:`v`, it is computed once per source node
+    (:meth:`transform_neighbors`) and pooled afterwards (:meth:`pool`, a
+    sparse-dense product on sparse adjacencies); :meth:`combine` performs
+    the last two steps. :meth:`forward` chains the three.
+
+    Args:
+        in_channels (int or tuple): Size of each input sample, or a
+            :obj:`(source, target)` tuple of sizes for bipartite blocks.
+        out_channels (int): Size of each output sample.
+        hidden_channels (int, optional): Size of the neighbour messages
+            :math:`\mathbf{Q}\mathbf{h}_v`. (default: :obj:`out_channels`)
+        aggr (str, optional): Neighbour pooling, :obj:`"importance"`,
+            :obj:`"mean"` or :obj:`"max"`. (default: :obj:`"importance"`)
+        normalize (bool, optional): If set to :obj:`False`, the output is not
+            :math:`\ell_2`-normalised. (default: :obj:`True`)
+        dropout (float, optional): Dropout probability applied to the source
+            features before :math:`\mathbf{Q}` and to the target features
+            before :math:`\mathbf{W}`. (default: :obj:`0.0`)
+        bias (bool, optional): If set to :obj:`False`, the layer learns
+            neither :math:`\mathbf{q}` nor :math:`\mathbf{w}`.
+            (default: :obj:`True`)
+        **kwargs (optional): Additional arguments of
+            :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    Shapes:
+        - **inputs:**
+          node features :math:`(|\mathcal{V}|, F_{in})` or
+          :math:`((|\mathcal{V_s}|, F_{s}), (|\mathcal{V_t}|, F_{t}))`
+          if bipartite,
+          edge indices :math:`(2, |\mathcal{E}|)` (neighbour :math:`\to`
+          target) or a transposed sparse adjacency
+          :math:`(|\mathcal{V_t}|, |\mathcal{V_s}|)` whose values are the
+          weights, edge weights :math:`(|\mathcal{E}|)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}|, F_{out})` or
+          :math:`(|\mathcal{V_t}|, F_{out})` if bipartite
+    """
+    def __init__(
+        self,
+        in_channels: Union[int, Tuple[int, int]],
+        out_channels: int,
+        hidden_channels: Optional[int] = None,
+        aggr: str = 'importance',
+        normalize: bool = True,
+        dropout: float = 0.0,
+        bias: bool = True,
+        **kwargs,
+    ):
+        if aggr not in POOLINGS:
+            raise ValueError(f"'aggr' must be one of {POOLINGS} (got "
+                             f"{aggr!r})")
+        if isinstance(in_channels, int):
+            in_channels = (in_channels, in_channels)
+        hidden_channels = out_channels if hidden_channels is None else \
+            hidden_channels
+        for name, size in (('in_channels', in_channels[0]),
+                           ('in_channels', in_channels[1]),
+                           ('out_channels', out_channels),
+                           ('hidden_channels', hidden_channels)):
+            if not isinstance(size, int) or size <= 0:
+                raise ValueError(f"'{name}' must be a positive int (lazy "
+                                 f"initialisation is not supported), got "
+                                 f"{size!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
+
+        # Importance and mean pooling are weighted sums of the messages with
+        # per-target normalised weights; max pooling is a max reduction.
+        kwargs.setdefault('aggr', 'max' if aggr == 'max' else 'sum')
+        super().__init__(**kwargs)
+
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.hidden_channels = hidden_channels
+        self.pooling = aggr
+        self.normalize = normalize
+        self.dropout = dropout
+
+        self.lin_neighbor = Linear(in_channels[0], hidden_channels,
+                                   bias=bias)  # Q, q
+        self.lin_update = Linear(in_channels[1] + hidden_channels,
+                                 out_channels, bias=bias)  # W, w
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        super().reset_parameters()
+        self.lin_neighbor.reset_parameters()
+        self.lin_update.reset_parameters()
+
+    def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
+                edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
+        if isinstance(x, Tensor):
+            x_src = x_dst = x
+        elif isinstance(x, (tuple, list)) and len(x) == 2 and all(
+                isinstance(v, Tensor) for v in x):
+            x_src, x_dst = x
+        else:
+            raise TypeError("'x' must be a tensor or a (source, target) pair "
+                            "of tensors")
+        messages = self.transform_neighbors(x_src)
+        pooled = self.pool(messages, edge_index, edge_weight,
+                           num_targets=x_dst.size(0))
+        return self.combine(x_dst, pooled)
+
+    def transform_neighbors(self, x_src: Tensor) -> Tensor:
+        r"""Returns the per-source messages
+        :math:`\mathrm{ReLU}(\mathbf{Q}\mathbf{h}_v + \mathbf{q})` of shape
+        :obj:`[num_sources, hidden_channels]`."""
+        self._check_features(x_src, self.in_channels[0], 'source')
+        x_src = F.dropout(x_src, p=self.dropout, training=self.training)
+        return self.lin_neighbor(x_src).relu()
+
+    def pool(self, messages: Tensor, edge_index: Adj,
+             edge_weight: OptTensor = None,
+             num_targets: Optional[int] = None) -> Tensor:
+        r"""Pools the per-source :obj:`messages` into :math:`\mathbf{n}_u`
+        for every target, shape :obj:`[num_targets, hidden_channels]`.
+        :obj:`num_targets` defaults to the number of sources (or the row
+        count of a sparse adjacency)."""
+        num_src = messages.size(0)
+        if isinstance(edge_index, SparseTensor) or is_torch_sparse_tensor(
+                edge_index):
+            if edge_weight is not None:
+                raise ValueError("'edge_weight' must be None when "
+                                 "'edge_index' is a sparse adjacency (its "
+                                 "values are the weights)")
+            edge_index = self._pooling_adj_t(edge_index, messages,
+                                             num_targets)
+            size = None
+        elif isinstance(edge_index, Tensor):
+            size = (num_src, num_src if num_targets is None else num_targets)
+            edge_weight = self._pooling_edges(edge_index, edge_weight,
+                                              messages, size)
+        else:
+            raise TypeError(f"'edge_index' must be a [2, E] tensor, a "
+                            f"torch.sparse adjacency or a SparseTensor (got "
+                            f"{type(edge_index).__name__})")
+        # propagate_type: (x: Tensor, edge_weight: OptTensor)
+        return self.propagate(edge_index, x=messages, edge_weight=edge_weight,
+                              size=size)
+
+    def combine(self, x_dst: Tensor, pooled: Tensor) -> Tensor:
+        r"""Returns :math:`\mathrm{ReLU}(\mathbf{W}[\mathbf{z}_u \Vert
+        \mathbf{n}_u] + \mathbf{w})`, :math:`\ell_2`-normalised if
+        :obj:`normalize`."""
+        self._check_features(x_dst, self.in_channels[1], 'target')
+        if pooled.size(0) != x_dst.size(0):
+            raise ValueError(f"got {pooled.size(0)} pooled neighbourhoods "
+                             f"for {x_dst.size(0)} target nodes")
+        x_dst = F.dropout(x_dst, p=self.dropout, training=self.training)
+        out = self.lin_update(torch.cat([x_dst, pooled], dim=-1)).relu()
+        if self.normalize:
+            out = F.normalize(out, p=2.0, dim=-1, eps=NORM_EPS)
+        return out
+
+    def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
+        return x_j if edge_weight is None else edge_weight.view(-1, 1) * x_j
+
+    def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
+        # Weights are already normalised per target (or unit for max).
+        return spmm(adj_t, x, reduce='max' if self.pooling == 'max' else 'sum')
+
+    def _check_features(self, x: Tensor, channels: int, role: str):
+        if not isinstance(x, Tensor) or x.dim() != 2:
+            raise ValueError(f"the {role} features must be a 2-D tensor "
+                             f"[num_nodes, {channels}] (got "
+                             f"{getattr(x, 'shape', type(x).__name__)})")
+        if x.size(-1) != channels:
+            raise ValueError(f"'{self.__class__.__name__}' expects {role} "
+                             f"features of width {channels} (got "
+                             f"{x.size(-1)})")
+
+    def _pooled_weights(self, edge_weight: OptTensor, target: Tensor,
+                        num_targets: int, like: Tensor) -> OptTensor:
+        if self.pooling == 'max':
+            return None
+        if self.pooling == 'mean' or edge_weight is None:
+            edge_weight = torch.ones(target.numel(), dtype=like.dtype,
+                                     device=target.device)
+        return importance_weights(edge_weight.to(like.dtype), target,
+                                  num_targets)
+
+    def _pooling_edges(self, edge_index: Tensor, edge_weight: OptTensor,
+                       messages: Tensor, size: Tuple[int, int]) -> OptTensor:
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"'edge_index' must have shape [2, E] "
+                             f"(neighbour -> target), got "
+                             f"{list(edge_index.shape)}")
+        if edge_index.numel() > 0:
+            for row, bound, role in ((0, size[0], 'source'),
+                                     (1, size[1], 'target')):
+                lo, hi = int(edge_index[row].min()), int(edge_index[row].max())
+                if lo < 0 or hi >= bound:
+                    raise ValueError(f"'edge_index' holds {role} ids in "
+                                     f"[{lo}, {hi}], outside [0, {bound - 1}]")
+        if edge_weight is not None:
+            edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
+        return self._pooled_weights(edge_weight, edge_index[1], size[1],
+                                    messages)
+
+    def _pooling_adj_t(self, adj_t: Adj, messages: Tensor,
+                       num_targets: Optional[int]) -> Adj:
+        num_src = messages.size(0)
+        if adj_t.size(1) != num_src or (num_targets is not None
+                                        and adj_t.size(0) != num_targets):
+            expected = '?' if num_targets is None else num_targets
+            raise ValueError(f"the sparse adjacency must have shape "
+                             f"[num_targets, num_sources] = [{expected}, "
+                             f"{num_src}] (got {list(adj_t.size())})")
+        num_dst = adj_t.size(0)
+        if isinstance(adj_t, SparseTensor):
+            value = adj_t.storage.value()
+            if value is not None:
+                value = check_edge_weight(value, adj_t.nnz(), 'adj_t.values')
+            value = self._pooled_weights(value, adj_t.storage.row(), num_dst,
+                                         messages)
+            return adj_t.set_value(value, layout='coo')
+        if adj_t.layout != torch.sparse_csr:
+            adj_t = adj_t.to_sparse_csr()
+        crow, col = adj_t.crow_indices(), adj_t.col_indices()
+        value = check_edge_weight(adj_t.values(), col.numel(), 'adj_t.values')
+        value = self._pooled_weights(value, ptr2index(crow, col.numel()),
+                                     num_dst, messages)
+        if value is None:  # max pooling: unit values
+            value = messages.new_ones(col.numel())
+        return torch.sparse_csr_tensor(crow, col, value, adj_t.size())
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.in_channels}, '
+                f'{self.out_channels}, hidden_channels='
+                f'{self.hidden_channels}, aggr={self.pooling!r}, '
+                f'normalize={self.normalize})')

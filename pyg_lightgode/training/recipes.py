@@ -1,0 +1,184 @@
+r"""Ready training recipes: the model, its optimizer, shuffled batches of
+observed pairs, validation NDCG@K after every epoch with early stopping,
+checkpoint/resume and seeds, wired onto :class:`Trainer`."""
+from typing import Callable, Dict, Optional
+
+import torch
+from torch_geometric.nn.models import LightGCN
+
+from pyg_lightgode.data.bipartite import BipartiteSplit
+from pyg_lightgode.metrics import RankingEvaluator
+from pyg_lightgode.sampler.uniform_negatives import UniformNegativeSampler
+from pyg_lightgode.training.trainer import (
+    InteractionBatches,
+    Trainer,
+    TrainResult,
+    seed_everything,
+)
+
+
+def validation_evaluator(split: BipartiteSplit, k: int = 20,
+                         batch_size: int = 2048) -> RankingEvaluator:
+    r"""Ranks validation items (training items excluded) and returns
+    NDCG@k; falls back to the test part when the split has no validation
+    interactions (as in the published LightGCN protocol)."""
+    target = split.val_index if split.val_index is not None else \
+        split.test_index
+    return RankingEvaluator(target, exclude=split.train_index,
+                            num_users=split.num_users,
+                            num_items=split.num_items, ks=(k, ),
+                            metrics=('ndcg', ), batch_size=batch_size)
+
+
+def make_optimizer(model: torch.nn.Module, lr: float,
+                   weight_decay: float = 0.0):
+    r"""Adam, or :class:`torch.optim.SparseAdam` for parameters with sparse
+    gradients (touching only the rows of the batch)."""
+    sparse = [p for m in model.modules() if getattr(m, 'sparse', False)
+              for p in m.parameters(recurse=False)]
+    dense = [p for p in model.parameters()
+             if all(p is not q for q in sparse)]
+    optimizers = []
+    if sparse:
+        if weight_decay:
+            raise ValueError("'weight_decay' is not supported with sparse "
+                             "embeddings (SparseAdam); set sparse=False")
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=lr))
+    if dense:
+        optimizers.append(torch.optim.Adam(dense, lr=lr,
+                                           weight_decay=weight_decay))
+    return optimizers
+
+
+def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
+                   loss_fn: Callable, embed_fn: Callable, epochs: int,
+                   batch_size: int, lr: float, weight_decay: float = 0.0,
+                   patience: Optional[int] = 10, val_k: int = 20,
+                   seed: int = 2020, checkpoint: Optional[str] = None,
+                   resume: bool = True, progress: bool = True,
+                   log: Optional[Callable[[Dict], None]] = None
+                   ) -> TrainResult:
+    r"""The shared loop of every recipe: shuffled batches of training pairs,
+    :obj:`loss_fn(users, items, generator)` minimised with Adam (SparseAdam
+    for sparse embeddings), validation NDCG@:obj:`val_k` of
+    :obj:`embed_fn() -> (user_emb, item_emb)` after every epoch, early
+    stopping with restore of the best weights, checkpoint/resume, seeds."""
+    seed_everything(seed)
+    generator = torch.Generator().manual_seed(seed)
+    evaluator = validation_evaluator(split, val_k)
+    optimizers = make_optimizer(model, lr, weight_decay)
+
+    def step(batch):
+        for opt in optimizers:
+            opt.zero_grad()
+        loss = loss_fn(*batch, generator)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        return loss.detach()
+
+    def validate() -> float:
+        return evaluator(*embed_fn())[f'ndcg@{val_k}']
+
+    batches = InteractionBatches(split.train_index, batch_size, generator)
+    trainer = Trainer(model, optimizers, max_epochs=epochs, patience=patience,
+                      checkpoint=checkpoint, resume=resume,
+                      generator=generator, progress=progress, log=log)
+    return trainer.fit(lambda epoch: batches, step, validate)
+
+
+def train_lightgode(model, split: BipartiteSplit, epochs: int = 300,
+                    batch_size: int = 256, lr: float = 1e-3,
+                    **kwargs) -> TrainResult:
+    r"""Trains a :class:`~pyg_lightgode.nn.models.LightGODE` on
+    :obj:`split.train_index` with the official recipe (SPEC 1.1: Adam,
+    batch 256 pairs, validation NDCG@20 every epoch, stop after 10 epochs
+    without improvement) and restores the best weights. No graph work happens
+    during training; validation propagates once per epoch. Further keyword
+    arguments go to :func:`train_on_pairs`.
+    """
+    return train_on_pairs(
+        model, split, lambda users, items, _: model.loss(users, items),
+        lambda: model.get_embedding(split.train_index), epochs, batch_size,
+        lr, **kwargs)
+
+
+def train_bpr(model: LightGCN, split: BipartiteSplit, epochs: int = 1000,
+              batch_size: int = 2048, lr: float = 1e-3,
+              lambda_reg: float = 1e-4, **kwargs) -> TrainResult:
+    r"""Trains PyG's :class:`~torch_geometric.nn.models.LightGCN` (users
+    first, then items, as :meth:`BipartiteSplit.adj_t` numbers them) with
+    PyG's BPR :meth:`~torch_geometric.nn.models.LightGCN.recommendation_loss`
+    and one uniform negative item per positive pair. With
+    :obj:`num_layers=0` this is MF-BPR. Further keyword arguments go to
+    :func:`train_on_pairs`.
+    """
+    if model.num_nodes != split.num_nodes:
+        raise ValueError(f"'model' has {model.num_nodes} nodes but the split "
+                         f"has {split.num_users} users + {split.num_items} "
+                         f"items")
+    adj_t, U = split.adj_t(), split.num_users
+    negatives = UniformNegativeSampler(split.train_index, U, split.num_items)
+
+    def loss_fn(users, items, generator):
+        neg = negatives(users, generator)
+        emb = model.get_embedding(adj_t)  # No graph work with 0 layers.
+        u, i, j = emb[users], emb[U + items], emb[U + neg]
+        node_id = torch.cat([users, U + items, U + neg])
+        return model.recommendation_loss(
+            (u * i).sum(-1), (u * j).sum(-1), node_id=node_id,
+            lambda_reg=lambda_reg)
+
+    def embed():
+        emb = model.get_embedding(adj_t)
+        return emb[:U], emb[U:]
+
+    return train_on_pairs(model, split, loss_fn, embed, epochs, batch_size,
+                          lr, **kwargs)
+
+
+def sweep_propagation(model, split: BipartiteSplit, times=None,
+                      num_layers: int = 0, part: str = 'val',
+                      ks=(20, ), batch_size: int = 2048):
+    r"""Accuracy and :func:`embedding_discrepancy` of a trained
+    :class:`~pyg_lightgode.nn.models.LightGODE` for every ODE time in
+    :obj:`times` (ONE solve for all of them) and for 0..:obj:`num_layers`
+    discrete LightGCN-style layers, on :obj:`part` ('val' excludes training
+    items; 'test' also excludes validation items).
+
+    Returns a list of dicts with keys :obj:`'propagation'`, :obj:`'t'` or
+    :obj:`'layers'`, :obj:`'discrepancy'` and the metrics
+    (:obj:`'recall@20'`, :obj:`'ndcg@20'`, ...).
+    """
+    from pyg_lightgode.nn.models.lightgode import embedding_discrepancy
+    if part == 'val' and split.val_index is None:
+        part = 'test'
+    exclude = [split.train_index]
+    if part == 'test' and split.val_index is not None:
+        exclude.append(split.val_index)
+    evaluator = RankingEvaluator(split.part(part), exclude=exclude,
+                                 num_users=split.num_users,
+                                 num_items=split.num_items, ks=ks,
+                                 metrics=('recall', 'ndcg'),
+                                 batch_size=batch_size)
+    rows = []
+    with torch.no_grad():
+        e0 = model.embedding()
+        if times is not None:
+            times = torch.as_tensor(times, dtype=e0.dtype).flatten()
+            users, items = model.get_embedding(split.train_index, t=times)
+            disc = embedding_discrepancy(e0, torch.cat([users, items], 1))
+            for j, t in enumerate(times.tolist()):
+                rows.append({'propagation': f'ode ({model.conv.method})',
+                             't': t, 'discrepancy': float(disc[j]),
+                             **evaluator(users[j], items[j])})
+        if num_layers:
+            users, items = model.get_layer_embedding(split.train_index,
+                                                     num_layers)
+            disc = embedding_discrepancy(e0, torch.cat([users, items], 1))
+            for layer in range(num_layers + 1):
+                rows.append({'propagation': 'lightgcn layer mean',
+                             'layers': layer, 'discrepancy': float(
+                                 disc[layer]),
+                             **evaluator(users[layer], items[layer])})
+    return rows

@@ -1,0 +1,222 @@
+import pytest
+import torch
+from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
+from torch_geometric.utils import to_torch_csr_tensor
+
+from pyg_lightgode.nn.conv.pinsage_conv import PinSAGEConv, importance_weights
+
+# A 4-node graph, neighbour -> target with importance weights: node 0 pools
+# {1: 1, 2: 3}, node 1 pools {0: 2, 3: 6}, node 2 pools {3: 1, 2: 1} (a self
+# loop, as random-walk neighbourhoods keep the seed), node 3 is isolated.
+X = torch.tensor([[1., 0.], [0., 1.], [1., 1.], [2., -1.]])
+EDGE_INDEX = torch.tensor([[1, 2, 0, 3, 3, 2], [0, 0, 1, 1, 2, 2]])
+EDGE_WEIGHT = torch.tensor([1., 3., 2., 6., 1., 1.])
+NEIGHBORS = {0: [(1, 1.), (2, 3.)], 1: [(0, 2.), (3, 6.)],
+             2: [(3, 1.), (2, 1.)], 3: []}
+
+# Q = I, q = (0, -0.5): the messages are m = ((1, 0), (0, .5), (1, .5),
+# (2, 0)); W = [[1, 0, 2, 0], [0, 1, 0, -1]], w = (0, 1), so (without
+# normalisation) z' = ReLU(z_x + 2 n_x, z_y - n_y + 1), computed by hand:
+EXPECTED = {
+    'importance': [[2.5, 0.5], [3.5, 2.0], [4.0, 1.75], [2.0, 0.0]],
+    'mean': [[2.0, 0.5], [3.0, 2.0], [4.0, 1.75], [2.0, 0.0]],
+    'max': [[3.0, 0.5], [4.0, 2.0], [5.0, 1.5], [2.0, 0.0]],
+}
+
+
+def hand_conv(aggr, normalize=True):
+    conv = PinSAGEConv(2, 2, aggr=aggr, normalize=normalize)
+    with torch.no_grad():
+        conv.lin_neighbor.weight.copy_(torch.eye(2))
+        conv.lin_neighbor.bias.copy_(torch.tensor([0., -0.5]))
+        conv.lin_update.weight.copy_(
+            torch.tensor([[1., 0., 2., 0.], [0., 1., 0., -1.]]))
+        conv.lin_update.bias.copy_(torch.tensor([0., 1.]))
+    return conv
+
+
+def reference(conv, x_src, x_dst, neighbors):
+    r"""Algorithm 1 node by node with plain torch ops."""
+    Q, q = conv.lin_neighbor.weight, conv.lin_neighbor.bias
+    W, w = conv.lin_update.weight, conv.lin_update.bias
+    out = []
+    for u in range(x_dst.size(0)):
+        pooled = torch.zeros(Q.size(0))
+        if neighbors[u]:
+            msgs = torch.stack([torch.relu(Q @ x_src[v] + q)
+                                for v, _ in neighbors[u]])
+            alpha = torch.tensor([a for _, a in neighbors[u]])
+            if conv.pooling == 'mean':
+                alpha = torch.ones_like(alpha)
+            if conv.pooling == 'max':
+                pooled = msgs.max(dim=0).values
+            else:
+                pooled = (alpha[:, None] * msgs).sum(0) / alpha.sum()
+        z = torch.relu(W @ torch.cat([x_dst[u], pooled]) + w)
+        out.append(z / z.norm() if conv.normalize else z)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
+def test_hand_values(aggr):
+    expected = torch.tensor(EXPECTED[aggr])
+    out = hand_conv(aggr, normalize=False)(X, EDGE_INDEX, EDGE_WEIGHT)
+    assert torch.allclose(out, expected)
+    out = hand_conv(aggr)(X, EDGE_INDEX, EDGE_WEIGHT)
+    assert torch.allclose(out, expected / expected.norm(dim=-1, keepdim=True))
+
+
+def test_importance_weights_scale_invariant_and_default_is_mean():
+    conv = hand_conv('importance')
+    raw = conv(X, EDGE_INDEX, EDGE_WEIGHT)
+    l1 = importance_weights(EDGE_WEIGHT, EDGE_INDEX[1], 4)
+    assert torch.allclose(l1, torch.tensor([.25, .75, .25, .75, .5, .5]))
+    assert torch.allclose(conv(X, EDGE_INDEX, l1), raw)
+    assert torch.allclose(conv(X, EDGE_INDEX),
+                          hand_conv('mean')(X, EDGE_INDEX, EDGE_WEIGHT))
+
+
+@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
+def test_random_weights_against_reference(aggr):
+    torch.manual_seed(1)
+    conv = PinSAGEConv(2, 3, hidden_channels=5, aggr=aggr)
+    out = conv(X, EDGE_INDEX, EDGE_WEIGHT)
+    assert out.shape == (4, 3)
+    assert torch.allclose(out, reference(conv, X, X, NEIGHBORS), atol=1e-6)
+
+
+def sparse_forms(edge_index, edge_weight, num_src, num_dst):
+    forms = {
+        'csr': to_torch_csr_tensor(edge_index.flip(0), edge_weight,
+                                   size=(num_dst, num_src)),
+        'coo': torch.sparse_coo_tensor(edge_index.flip(0), edge_weight,
+                                       (num_dst, num_src)),
+    }
+    if WITH_TORCH_SPARSE:
+        forms['SparseTensor'] = SparseTensor.from_edge_index(
+            edge_index.flip(0), edge_weight, sparse_sizes=(num_dst, num_src))
+    return forms
+
+
+@pytest.mark.filterwarnings('ignore::UserWarning')
+@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
+def test_sparse_inputs_equal_edge_index(aggr):
+    torch.manual_seed(2)
+    conv = PinSAGEConv(2, 3, aggr=aggr)
+    x = X.clone().requires_grad_()
+    out = conv(x, EDGE_INDEX, EDGE_WEIGHT)
+    grad, = torch.autograd.grad(out.square().sum(), x)
+    for name, adj_t in sparse_forms(EDGE_INDEX, EDGE_WEIGHT, 4, 4).items():
+        out_sparse = conv(x, adj_t)
+        grad_sparse, = torch.autograd.grad(out_sparse.square().sum(), x)
+        assert torch.allclose(out_sparse, out, atol=1e-6), name
+        assert torch.allclose(grad_sparse, grad, atol=1e-5), name
+
+
+@pytest.mark.skipif(not WITH_TORCH_SPARSE, reason='torch_sparse missing')
+def test_sparse_tensor_without_values_is_uniform():
+    conv = hand_conv('importance')
+    adj_t = SparseTensor.from_edge_index(EDGE_INDEX.flip(0),
+                                         sparse_sizes=(4, 4))
+    assert torch.allclose(conv(X, adj_t), conv(X, EDGE_INDEX))
+
+
+def test_isolated_and_zero_weight_targets():
+    conv = hand_conv('importance', normalize=False)
+    # Node 2's only edges get weight 0: it pools nothing, like node 3.
+    weight = torch.tensor([1., 3., 2., 6., 0., 0.])
+    out = conv(X, EDGE_INDEX, weight)
+    assert torch.allclose(out[2], torch.tensor([1., 2.]))  # ReLU(z_x, z_y+1)
+    out = conv(X, torch.empty(2, 0, dtype=torch.long))
+    assert torch.allclose(out, torch.relu(X + torch.tensor([0., 1.])))
+
+
+def test_zero_norm_guard():
+    conv = hand_conv('importance')
+    with torch.no_grad():
+        conv.lin_update.bias.fill_(-100.)  # every output ReLUs to zero
+    x = X.clone().requires_grad_()
+    out = conv(x, EDGE_INDEX, EDGE_WEIGHT)
+    assert torch.equal(out, torch.zeros(4, 2))
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert torch.isfinite(conv.lin_update.weight.grad).all()
+
+
+def test_bipartite_pair_input():
+    torch.manual_seed(3)
+    x_src, x_dst = torch.randn(5, 3), torch.randn(2, 4)
+    edge_index = torch.tensor([[0, 4, 2, 3], [0, 0, 1, 1]])
+    weight = torch.tensor([2., 1., 5., 0.5])
+    neighbors = {0: [(0, 2.), (4, 1.)], 1: [(2, 5.), (3, .5)]}
+    conv = PinSAGEConv((3, 4), 6, hidden_channels=7)
+    out = conv((x_src, x_dst), edge_index, weight)
+    assert out.shape == (2, 6)
+    assert torch.allclose(out, reference(conv, x_src, x_dst, neighbors),
+                          atol=1e-6)
+    adj_t = to_torch_csr_tensor(edge_index.flip(0), weight, size=(2, 5))
+    assert torch.allclose(conv((x_src, x_dst), adj_t), out, atol=1e-6)
+
+
+def test_gradients_flow():
+    torch.manual_seed(4)
+    conv = PinSAGEConv(2, 3)
+    x = X.clone().requires_grad_()
+    conv(x, EDGE_INDEX, EDGE_WEIGHT).sum().backward()
+    for name, param in conv.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    assert x.grad.abs().sum() > 0
+
+
+def test_dropout_and_reset_parameters():
+    torch.manual_seed(5)
+    conv = PinSAGEConv(2, 3, dropout=0.5)
+    conv.eval()
+    out_eval = conv(X, EDGE_INDEX, EDGE_WEIGHT)
+    plain = PinSAGEConv(2, 3)
+    plain.load_state_dict(conv.state_dict())
+    assert torch.allclose(out_eval, plain(X, EDGE_INDEX, EDGE_WEIGHT))
+    conv.train()
+    assert not torch.allclose(conv(X, EDGE_INDEX, EDGE_WEIGHT), out_eval)
+    before = conv.lin_update.weight.clone()
+    conv.reset_parameters()
+    assert not torch.equal(before, conv.lin_update.weight)
+    assert repr(plain) == ("PinSAGEConv((2, 2), 3, hidden_channels=3, "
+                           "aggr='importance', normalize=True)")
+
+
+def test_output_is_unit_norm():
+    torch.manual_seed(6)
+    out = PinSAGEConv(2, 8)(X, EDGE_INDEX, EDGE_WEIGHT)
+    norm = out.norm(dim=-1)
+    assert torch.allclose(norm[norm > 0], torch.ones_like(norm[norm > 0]))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="'aggr'"):
+        PinSAGEConv(2, 2, aggr='sum')
+    with pytest.raises(ValueError, match='in_channels'):
+        PinSAGEConv(-1, 2)
+    conv = PinSAGEConv(2, 2)
+    with pytest.raises(ValueError, match='width 2'):
+        conv(torch.randn(4, 3), EDGE_INDEX)
+    with pytest.raises(ValueError, match=r'shape \[6\]'):
+        conv(X, EDGE_INDEX, EDGE_WEIGHT[:5])
+    with pytest.raises(ValueError, match='negative'):
+        conv(X, EDGE_INDEX, -EDGE_WEIGHT)
+    with pytest.raises(ValueError, match='NaN'):
+        conv(X, EDGE_INDEX, torch.full((6, ), float('nan')))
+    with pytest.raises(ValueError, match='source ids'):
+        conv(X, torch.tensor([[7], [0]]))
+    with pytest.raises(ValueError, match=r'\[2, E\]'):
+        conv(X, torch.tensor([0, 1]))
+    adj_t = to_torch_csr_tensor(EDGE_INDEX.flip(0), EDGE_WEIGHT, size=(4, 4))
+    with pytest.raises(ValueError, match='values are the weights'):
+        conv(X, adj_t, EDGE_WEIGHT)
+    with pytest.raises(ValueError, match='num_sources'):
+        conv((torch.randn(5, 2), X), adj_t)
+    with pytest.raises(ValueError, match='negative'):
+        conv(X, to_torch_csr_tensor(EDGE_INDEX.flip(0), -EDGE_WEIGHT,
+                                    size=(4, 4)))
+    with pytest.raises(TypeError, match='pair'):
+        conv([X, X, X], EDGE_INDEX)
