@@ -7,6 +7,14 @@ validation set in one solve and report the best t.
 
 ``--raw-dir`` points at already-downloaded files (train.txt, test.txt); without
 it, files missing from ``<root>/raw`` are downloaded.
+
+The same script trains data-parallel on N processes (CPU, gloo):
+
+    torchrun --nproc_per_node=N examples/lightgode_gowalla.py --raw-dir ...
+
+``--batch-size`` is the global batch (each process takes 1/N of it), so the
+result matches a single-process run; only rank 0 prints, writes the
+checkpoint and evaluates.
 """
 import argparse
 import json
@@ -19,6 +27,12 @@ from pyg_lightgode.datasets import load_dataset
 from pyg_lightgode.metrics import evaluate_ranking
 from pyg_lightgode.nn.models import LightGODE
 from pyg_lightgode.training import seed_everything
+from pyg_lightgode.training.distributed import (
+    destroy_distributed,
+    init_distributed,
+    is_main_process,
+    main_process_first,
+)
 from pyg_lightgode.training.recipes import sweep_propagation, train_lightgode
 
 GOWALLA = dict(dataset='gowalla', root='data/Gowalla', t=3.0, gamma=10.0,
@@ -33,7 +47,8 @@ def parse_args(defaults, argv=None):
     add('--raw-dir', default=None,
         help='folder with already-downloaded raw files to use')
     add('--epochs', type=int, default=defaults['epochs'])
-    add('--batch-size', type=int, default=defaults['batch_size'])
+    add('--batch-size', type=int, default=defaults['batch_size'],
+        help='global batch: split across processes under torchrun')
     add('--lr', type=float, default=defaults['lr'])
     add('--weight-decay', type=float, default=0.0)
     add('--dim', type=int, default=64)
@@ -109,9 +124,22 @@ def plot_sweep(rows, path):
 
 def main(defaults=GOWALLA, argv=None):
     args = parse_args(defaults, argv)
+    # A process group only under torchrun with WORLD_SIZE > 1; the recipes
+    # train on CPU, hence gloo.
+    init_distributed(device='cpu')
+    try:
+        return run(args)
+    finally:
+        destroy_distributed()
+
+
+def run(args):
     seed_everything(args.seed)
-    split = load(args)
-    print(f'{args.dataset}: {split.stats()}')
+    with main_process_first():  # Rank 0 processes the dataset files first.
+        split = load(args)
+    main = is_main_process()
+    if main:
+        print(f'{args.dataset}: {split.stats()}')
     model = LightGODE(split.num_users, split.num_items, args.dim, t=args.t,
                       gamma=args.gamma, method=args.method,
                       step_size=args.step_size, sparse=args.sparse)
@@ -120,6 +148,8 @@ def main(defaults=GOWALLA, argv=None):
         lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
         seed=args.seed, checkpoint=args.checkpoint, progress=not args.quiet,
         log=None if args.quiet else lambda r: print(json.dumps(r)))
+    if not main:
+        return None  # Replicas are identical; rank 0 evaluates and reports.
     print(f'best epoch {result.best_epoch} (val NDCG@20 '
           f'{result.best_score:.4f}), {result.seconds_per_epoch:.1f} s/epoch')
 

@@ -3,12 +3,8 @@ import os
 import pytest
 import torch
 
-from pyg_lightgode.training import (
-    InteractionBatches,
-    Trainer,
-    atomic_save,
-    seed_everything,
-)
+from pyg_lightgode.training import InteractionBatches, Trainer, seed_everything
+from pyg_lightgode.utils import atomic_save
 
 
 def _toy_problem(seed=0):

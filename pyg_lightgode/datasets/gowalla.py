@@ -12,6 +12,7 @@ from torch_geometric.data import HeteroData, InMemoryDataset, download_url
 from torch_geometric.data.data import BaseData
 
 from pyg_lightgode.data.bipartite import ITEM, RATED_BY, RATES, USER
+from pyg_lightgode.utils.io import atomic_write
 from pyg_lightgode.datasets.interaction_table import (
     UINT_PATTERN,
     file_error,
@@ -112,19 +113,6 @@ def _check_range(file: LightGCNFile, path: str, num_users: int,
             raise file_error(
                 path, int(lines[k]), f'{what} id {int(ids[k])} is out of '
                 f'range: {list_name} lists {num} {what}s (ids 0..{num - 1})')
-
-
-def atomic_save(save: Callable[[str], None], path: str) -> None:
-    r"""Calls :obj:`save(tmp_path)` and moves the result to :obj:`path` with
-    :func:`os.replace`, so an interrupted or failing write never leaves a
-    partial :obj:`path` behind (PyG would load it as a valid cache)."""
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 class Gowalla(InMemoryDataset):
@@ -228,5 +216,5 @@ class Gowalla(InMemoryDataset):
 
     @classmethod
     def save(cls, data_list: Sequence[BaseData], path: str) -> None:
-        atomic_save(lambda tmp: super(Gowalla, cls).save(data_list, tmp),
+        atomic_write(lambda tmp: super(Gowalla, cls).save(data_list, tmp),
                     path)

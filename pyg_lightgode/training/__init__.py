@@ -1,15 +1,25 @@
+from .distributed import (
+    LossModule,
+    all_gather_rows,
+    destroy_distributed,
+    init_distributed,
+    wrap_ddp,
+)
 from .trainer import (
     InteractionBatches,
     Trainer,
     TrainResult,
-    atomic_save,
     seed_everything,
 )
 
 __all__ = [
+    'LossModule',
+    'all_gather_rows',
+    'destroy_distributed',
+    'init_distributed',
+    'wrap_ddp',
     'InteractionBatches',
     'Trainer',
     'TrainResult',
-    'atomic_save',
     'seed_everything',
 ]

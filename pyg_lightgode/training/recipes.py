@@ -9,6 +9,13 @@ from torch_geometric.nn.models import LightGCN
 from pyg_lightgode.data.bipartite import BipartiteSplit
 from pyg_lightgode.metrics import RankingEvaluator
 from pyg_lightgode.sampler.uniform_negatives import UniformNegativeSampler
+from pyg_lightgode.training.distributed import (
+    all_gather_rows,
+    get_rank,
+    get_world_size,
+    shard,
+    wrap_ddp,
+)
 from pyg_lightgode.training.trainer import (
     InteractionBatches,
     Trainer,
@@ -56,23 +63,65 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
                    patience: Optional[int] = 10, val_k: int = 20,
                    seed: int = 2020, checkpoint: Optional[str] = None,
                    resume: bool = True, progress: bool = True,
-                   log: Optional[Callable[[Dict], None]] = None
-                   ) -> TrainResult:
+                   log: Optional[Callable[[Dict], None]] = None,
+                   sample_fn: Optional[Callable] = None) -> TrainResult:
     r"""The shared loop of every recipe: shuffled batches of training pairs,
-    :obj:`loss_fn(users, items, generator)` minimised with Adam (SparseAdam
+    :obj:`loss_fn(*batch, generator)` minimised with Adam (SparseAdam
     for sparse embeddings), validation NDCG@:obj:`val_k` of
     :obj:`embed_fn() -> (user_emb, item_emb)` after every epoch, early
-    stopping with restore of the best weights, checkpoint/resume, seeds."""
+    stopping with restore of the best weights, checkpoint/resume, seeds.
+    :obj:`batch` is :obj:`(users, items)`, or what
+    :obj:`sample_fn(users, items, generator)` makes of it (e.g. adds
+    negatives).
+
+    Under :mod:`torch.distributed` (see
+    :mod:`pyg_lightgode.training.distributed`) the same call runs on every
+    rank with the model wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel`, and
+    :obj:`batch_size` is the GLOBAL batch: every rank draws the same shuffled
+    global batch (and runs :obj:`sample_fn` on all of it with the shared
+    generator), computes the loss on its :math:`\approx B / W` pairs, and the
+    gradients are averaged with weights that make the step the
+    single-process one for losses that are means over pairs. :obj:`loss_fn`
+    must then not draw from :obj:`generator` (draw in :obj:`sample_fn`), or
+    the ranks' shuffling would drift apart. Global batches with fewer pairs
+    than ranks are skipped.
+    """
     seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
     evaluator = validation_evaluator(split, val_k)
     optimizers = make_optimizer(model, lr, weight_decay)
+    rank, world_size = get_rank(), get_world_size()
+    if batch_size < world_size:
+        raise ValueError(f"'batch_size' is the global batch and must be >= "
+                         f"the number of processes {world_size} (got "
+                         f"{batch_size})")
+    device = next(model.parameters()).device
+
+    def objective(*batch):
+        if world_size == 1:
+            return loss_fn(*batch, generator)
+        state = generator.get_state()
+        loss = loss_fn(*batch, generator)
+        if not torch.equal(state, generator.get_state()):
+            raise RuntimeError("'loss_fn' drew from the shared generator "
+                               "under torch.distributed, which desynchronises "
+                               "the ranks' shuffling; draw in 'sample_fn'")
+        return loss
+
+    loss_module = wrap_ddp(model, objective)
 
     def step(batch):
+        if sample_fn is not None:
+            batch = sample_fn(*batch, generator)
+        global_size = batch[0].size(0)
+        batch = [t.to(device) for t in shard(batch, rank, world_size)]
         for opt in optimizers:
             opt.zero_grad()
-        loss = loss_fn(*batch, generator)
-        loss.backward()
+        loss = loss_module(*batch)
+        # DDP averages over ranks; weighting by the shard's share of the
+        # global batch makes that the gradient of the global mean.
+        (loss * (batch[0].size(0) * world_size / global_size)).backward()
         for opt in optimizers:
             opt.step()
         return loss.detach()
@@ -81,10 +130,16 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
         return evaluator(*embed_fn())[f'ndcg@{val_k}']
 
     batches = InteractionBatches(split.train_index, batch_size, generator)
+
+    def epoch_batches(epoch):
+        if world_size == 1:
+            return batches
+        return (b for b in batches if b[0].numel() >= world_size)
+
     trainer = Trainer(model, optimizers, max_epochs=epochs, patience=patience,
                       checkpoint=checkpoint, resume=resume,
                       generator=generator, progress=progress, log=log)
-    return trainer.fit(lambda epoch: batches, step, validate)
+    return trainer.fit(epoch_batches, step, validate)
 
 
 def train_lightgode(model, split: BipartiteSplit, epochs: int = 300,
@@ -95,10 +150,18 @@ def train_lightgode(model, split: BipartiteSplit, epochs: int = 300,
     batch 256 pairs, validation NDCG@20 every epoch, stop after 10 epochs
     without improvement) and restores the best weights. No graph work happens
     during training; validation propagates once per epoch. Further keyword
-    arguments go to :func:`train_on_pairs`.
+    arguments go to :func:`train_on_pairs`. Under :mod:`torch.distributed`
+    the alignment term is taken on each rank's share of the batch and the
+    uniformity term on the whole global batch (gathered by
+    :func:`~pyg_lightgode.training.distributed.all_gather_rows`), so the
+    step equals the single-process one.
     """
+    def loss_fn(users, items, _):
+        gather = all_gather_rows if get_world_size() > 1 else None
+        return model.loss(users, items, gather=gather)
+
     return train_on_pairs(
-        model, split, lambda users, items, _: model.loss(users, items),
+        model, split, loss_fn,
         lambda: model.get_embedding(split.train_index), epochs, batch_size,
         lr, **kwargs)
 
@@ -109,7 +172,8 @@ def train_bpr(model: LightGCN, split: BipartiteSplit, epochs: int = 1000,
     r"""Trains PyG's :class:`~torch_geometric.nn.models.LightGCN` (users
     first, then items, as :meth:`BipartiteSplit.adj_t` numbers them) with
     PyG's BPR :meth:`~torch_geometric.nn.models.LightGCN.recommendation_loss`
-    and one uniform negative item per positive pair. With
+    and one uniform negative item per positive pair (drawn for the global
+    batch, so that runs on 1 or N processes see the same negatives). With
     :obj:`num_layers=0` this is MF-BPR. Further keyword arguments go to
     :func:`train_on_pairs`.
     """
@@ -117,11 +181,14 @@ def train_bpr(model: LightGCN, split: BipartiteSplit, epochs: int = 1000,
         raise ValueError(f"'model' has {model.num_nodes} nodes but the split "
                          f"has {split.num_users} users + {split.num_items} "
                          f"items")
-    adj_t, U = split.adj_t(), split.num_users
+    U = split.num_users
+    adj_t = split.adj_t().to(next(model.parameters()).device)
     negatives = UniformNegativeSampler(split.train_index, U, split.num_items)
 
-    def loss_fn(users, items, generator):
-        neg = negatives(users, generator)
+    def sample_fn(users, items, generator):
+        return users, items, negatives(users, generator)
+
+    def loss_fn(users, items, neg, _):
         emb = model.get_embedding(adj_t)  # No graph work with 0 layers.
         u, i, j = emb[users], emb[U + items], emb[U + neg]
         node_id = torch.cat([users, U + items, U + neg])
@@ -134,7 +201,7 @@ def train_bpr(model: LightGCN, split: BipartiteSplit, epochs: int = 1000,
         return emb[:U], emb[U:]
 
     return train_on_pairs(model, split, loss_fn, embed, epochs, batch_size,
-                          lr, **kwargs)
+                          lr, sample_fn=sample_fn, **kwargs)
 
 
 def sweep_propagation(model, split: BipartiteSplit, times=None,

@@ -12,26 +12,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pyg_lightgode.utils.io import atomic_save
+from pyg_lightgode.training.distributed import (
+    all_reduce_sum,
+    barrier,
+    broadcast_float,
+    is_main_process,
+)
+
 
 def seed_everything(seed: int) -> None:
     r"""Seeds Python, NumPy and PyTorch (CPU and CUDA)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def atomic_save(obj: Any, path: str) -> None:
-    r""":func:`torch.save` to a temporary file, then an atomic rename, so an
-    interrupted write never leaves a truncated file at :obj:`path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 @dataclass
@@ -57,6 +51,14 @@ class Trainer:
     best weights, history, RNG states and the :obj:`generator` that shuffles
     batches) is written atomically after every epoch; :meth:`fit` resumes
     from it when it exists and :obj:`resume` is :obj:`True`.
+
+    Under :mod:`torch.distributed` (an initialised process group, e.g. from
+    :func:`~pyg_lightgode.training.distributed.init_distributed`) every rank
+    runs :meth:`fit` on its replica: the epoch loss is averaged over all
+    ranks, rank 0's validation score is broadcast so that early stopping
+    decides identically everywhere, and only rank 0 writes the checkpoint,
+    shows progress and calls :obj:`log`. Every rank resumes from the same
+    file, so a run may resume with a different number of processes.
 
     Args:
         model (torch.nn.Module): The model whose weights are trained.
@@ -128,7 +130,8 @@ class Trainer:
         best_state, history = None, []
         if (self.checkpoint and self.resume
                 and os.path.exists(self.checkpoint)):
-            state = torch.load(self.checkpoint, weights_only=False)
+            state = torch.load(self.checkpoint, weights_only=False,
+                               map_location='cpu')
             self.model.load_state_dict(state['model'])
             for o, s in zip(self.optimizers, state['optimizers']):
                 o.load_state_dict(s)
@@ -141,6 +144,7 @@ class Trainer:
             best_epoch, best_score = state['best_epoch'], state['best_score']
             best_state, history = state['best_state'], state['history']
 
+        main = is_main_process()
         epoch = start - 1
         for epoch in range(start, self.max_epochs + 1):
             if self._stopped(epoch - 1, best_epoch):
@@ -149,7 +153,7 @@ class Trainer:
             self.model.train()
             t0, total, count = time.perf_counter(), 0.0, 0
             bar = tqdm(batches(epoch), desc=f'epoch {epoch}',
-                       disable=not self.progress, leave=False)
+                       disable=not (self.progress and main), leave=False)
             for batch in bar:
                 loss = step(batch)
                 total += float(loss)
@@ -158,13 +162,14 @@ class Trainer:
                     bar.set_postfix(loss=f'{total / count:.4f}')
             for sch in self.schedulers:
                 sch.step()
+            total, count = all_reduce_sum((total, count))
             record = {'epoch': epoch, 'loss': total / max(count, 1),
                       'train_seconds': time.perf_counter() - t0}
             if validate is not None:
                 self.model.eval()
                 t1 = time.perf_counter()
                 with torch.no_grad():
-                    score = float(validate())
+                    score = broadcast_float(validate())
                 record.update(val=score,
                               val_seconds=time.perf_counter() - t1)
             else:
@@ -173,12 +178,14 @@ class Trainer:
                 best_epoch, best_score = epoch, score
                 best_state = copy.deepcopy(self.model.state_dict())
             history.append(record)
-            if self.log is not None:
+            if self.log is not None and main:
                 self.log(record)
-            if self.checkpoint:
+            if self.checkpoint and main:
                 atomic_save(self._state(epoch, best_epoch, best_score,
                                         best_state, history), self.checkpoint)
 
+        if self.checkpoint:
+            barrier()  # The file is complete when fit returns on any rank.
         if best_state is not None:
             self.model.load_state_dict(best_state)
         self.model.eval()

@@ -1,4 +1,4 @@
-from typing import Optional, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -139,14 +139,22 @@ class LightGODE(torch.nn.Module):
                            self.num_users, self.num_items,
                            'user_index/item_index')
 
-    def loss(self, user_index: Tensor, item_index: Tensor) -> Tensor:
+    def loss(self, user_index: Tensor, item_index: Tensor,
+             gather: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
         r"""Alignment + :math:`\gamma` uniformity on a batch of observed
-        (user, item) pairs. Needs no graph."""
+        (user, item) pairs. Needs no graph.
+
+        :obj:`gather`, if given, maps this process's rows to the rows of the
+        whole (distributed) batch before the uniformity terms, which are over
+        all pairs of the batch and so do not decompose over shards."""
         self._check_batch(user_index, item_index)
         u = self.user_embedding(user_index)
         i = self.item_embedding(item_index)
-        return alignment_loss(u, i) + self.gamma * (
-            uniformity_loss(u) + uniformity_loss(i)) / 2
+        align = alignment_loss(u, i)
+        if gather is not None:
+            u, i = gather(u), gather(i)
+        return align + self.gamma * (uniformity_loss(u) +
+                                     uniformity_loss(i)) / 2
 
     def embedding(self) -> Tensor:
         r"""The trained tables stacked, users then items: :math:`E_0`."""

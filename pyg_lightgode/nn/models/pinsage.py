@@ -138,6 +138,59 @@ def neighborhood_blocks(
     return n_id, blocks[::-1]
 
 
+def sampled_blocks(edge_index: Tensor, edge_weight: OptTensor,
+                   num_sampled_nodes: Sequence[int],
+                   num_sampled_edges: Sequence[int]) -> List[Block]:
+    r"""Converts a hop-ordered sampled subgraph (the minibatch format of
+    :class:`~pyg_lightgode.sampler.PinSageSampler` and of PyG's
+    :class:`~torch_geometric.loader.NeighborLoader`, as read by
+    :func:`~torch_geometric.utils.trim_to_layer`) into the block format of
+    :meth:`PinSage.forward`.
+
+    With :math:`K` = :obj:`len(num_sampled_edges)` hops, layer
+    :math:`l = 1..K` updates the first
+    :obj:`sum(num_sampled_nodes[:K - l + 1])` nodes from the edges
+    :obj:`edge_index[:, :sum(num_sampled_edges[:K - l + 1])]` (the
+    neighbourhoods of exactly those nodes), so no tensor is copied but
+    prefix slices.
+
+    Args:
+        edge_index (torch.Tensor): Local edges :obj:`[2, E]`, neighbour ->
+            target, grouped by hop.
+        edge_weight (torch.Tensor, optional): Importance weights :obj:`[E]`.
+        num_sampled_nodes (list of int): Nodes per hop (:math:`K + 1`
+            entries, the seeds first).
+        num_sampled_edges (list of int): Edges per hop (:math:`K` entries).
+
+    Returns:
+        The :math:`K` blocks :obj:`(edge_index, edge_weight, num_targets)`,
+        :obj:`blocks[0]` feeding the first layer.
+    """
+    nodes, edges = list(num_sampled_nodes), list(num_sampled_edges)
+    num_hops = len(edges)
+    if num_hops < 1 or len(nodes) != num_hops + 1:
+        raise ValueError(f"'num_sampled_nodes' must have one entry more than "
+                         f"'num_sampled_edges' (K + 1 and K >= 1 entries), "
+                         f"got {len(nodes)} and {num_hops}")
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
+            edge_index.size(0) != 2:
+        raise ValueError(f"'edge_index' must be a [2, E] tensor (got "
+                         f"{getattr(edge_index, 'shape', type(edge_index))})")
+    if sum(edges) != edge_index.size(1):
+        raise ValueError(f"'num_sampled_edges' sums to {sum(edges)}, but "
+                         f"'edge_index' has {edge_index.size(1)} edges")
+    if edge_weight is not None:
+        edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
+    blocks = []
+    for layer in range(1, num_hops + 1):
+        num_targets = sum(nodes[:num_hops - layer + 1])
+        num_edges = sum(edges[:num_hops - layer + 1])
+        blocks.append((edge_index[:, :num_edges],
+                       None if edge_weight is None else
+                       edge_weight[:num_edges], num_targets))
+    return blocks
+
+
 def max_margin_loss(
     query_emb: Tensor,
     pos_emb: Tensor,
@@ -296,7 +349,8 @@ class PinSage(torch.nn.Module):
     (then :obj:`edge_weight` is :obj:`None`). This is the layout of PyG's
     :obj:`num_sampled_nodes` / :meth:`trim_to_layer`;
     :func:`neighborhood_blocks` builds it from one fixed neighbourhood
-    graph.
+    graph, :func:`sampled_blocks` from a
+    :class:`~pyg_lightgode.sampler.PinSageSampler` minibatch.
 
     Args:
         num_nodes (int, optional): Number of nodes, for ID embeddings.
@@ -512,6 +566,7 @@ class PinSage(torch.nn.Module):
     user_embedding = staticmethod(user_embedding)
     warmup_exponential_lr = staticmethod(warmup_exponential_lr)
     neighborhood_blocks = staticmethod(neighborhood_blocks)
+    sampled_blocks = staticmethod(sampled_blocks)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_nodes={self.num_nodes}, '

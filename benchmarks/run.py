@@ -1,0 +1,289 @@
+r"""One command that trains and evaluates every model on the same split with
+the same seed and prints (and optionally appends to BENCHMARKS.md) a table:
+Recall@20, NDCG@20, epochs to best, seconds per epoch, total training
+seconds, post-training propagation seconds and peak memory.
+
+    python benchmarks/run.py --dataset movielens100k --raw-dir ../shared/data/ml-100k --mode quick
+    python benchmarks/run.py --dataset gowalla --raw-dir ../shared/data/gowalla --mode full --models lightgode,mf-bpr
+
+Every model runs in its own process, so the peak resident memory
+(``ru_maxrss``) belongs to that model's whole pipeline (load, train,
+propagate, evaluate). ``--study`` adds the paper's preliminary experiment
+(post-training propagation of MF, LightGCN with and without propagation at
+test time) and the embedding-discrepancy study (1..10 layers and ODE times,
+as a table and a PNG).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+MODELS = ('lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3', 'pinsage')
+# Training settings per mode; quick is the CI smoke run (minutes).
+MODES = {
+    'quick': dict(epochs=2, patience=None),
+    'full': dict(epochs=300, patience=10),
+}
+SETTINGS = {  # Per model: batch size and learning rate.
+    'lightgode': dict(batch_size=1024, lr=5e-3),
+    'mf-bpr': dict(batch_size=2048, lr=1e-3),
+    'lightgcn-2': dict(batch_size=2048, lr=1e-3),
+    'lightgcn-3': dict(batch_size=2048, lr=1e-3),
+    'pinsage': dict(batch_size=512, lr=1e-3),
+}
+STUDY_TIMES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0]
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> str:
+    return (f'{platform.processor() or platform.machine()}, '
+            f'{os.cpu_count()} cores, torch {torch.__version__}, '
+            f'{torch.get_num_threads()} threads')
+
+
+def test_metrics(split, users, items):
+    from pyg_lightgode.metrics import evaluate_ranking
+    exclude = [split.train_index] + ([split.val_index]
+                                     if split.val_index is not None else [])
+    return evaluate_ranking(users, items, split.test_index, exclude=exclude,
+                            ks=(20, ), metrics=('recall', 'ndcg'))
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        out = fn()
+    return out, time.perf_counter() - t0
+
+
+def study_rows(model, split, name):
+    r"""Post-training propagation of trained tables: none, 1..10 discrete
+    layers and the ODE at several times, on the test set."""
+    from pyg_lightgode.training.recipes import sweep_propagation
+    rows = sweep_propagation(model, split, times=STUDY_TIMES, num_layers=10,
+                             part='test')
+    for row in rows:
+        row['trained'] = name
+    return rows
+
+
+def lightgode_from_tables(split, user_emb, item_emb, **kwargs):
+    r"""A :class:`LightGODE` holding already-trained tables, to propagate
+    them after training."""
+    from pyg_lightgode.nn.models import LightGODE
+    model = LightGODE(split.num_users, split.num_items, user_emb.size(1),
+                      **kwargs)
+    with torch.no_grad():
+        model.user_embedding.weight.copy_(user_emb)
+        model.item_embedding.weight.copy_(item_emb)
+    return model
+
+
+def run_model(args) -> dict:
+    from pyg_lightgode.datasets import load_dataset
+    from pyg_lightgode.training import seed_everything
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
+                         **({'val_ratio': 0.1} if args.dataset == 'gowalla'
+                            else {}))
+    name = args.single
+    opts = dict(SETTINGS[name], **MODES[args.mode])
+    if args.epochs is not None:
+        opts['epochs'] = args.epochs
+    common = dict(seed=args.seed, progress=False)
+    out = {'model': name, **opts}
+    study = []
+    if name == 'lightgode':
+        from pyg_lightgode.nn.models import LightGODE
+        from pyg_lightgode.training.recipes import train_lightgode
+        gamma = 10.0 if args.dataset == 'gowalla' else 2.0
+        model = LightGODE(split.num_users, split.num_items, 64, t=args.t,
+                          gamma=gamma, sparse=True)
+        result = train_lightgode(model, split, **opts, **common)
+        (users, items), prop_s = timed(
+            lambda: model.get_embedding(split.train_index))
+        if args.study:
+            study = study_rows(model, split, 'MF (align+uniform)')
+    elif name == 'pinsage':
+        from pyg_lightgode.nn.models import PinSage
+        from pyg_lightgode.training.pinsage import (
+            pinsage_embeddings,
+            train_pinsage,
+        )
+        model = PinSage(num_nodes=split.num_items, in_channels=(
+            split.item_x.size(1) if split.item_x is not None else None),
+                        hidden_channels=64, out_channels=64, num_layers=2)
+        result = train_pinsage(model, split, **opts, **common)
+        (users, items), prop_s = timed(
+            lambda: pinsage_embeddings(model, split))
+    else:
+        from torch_geometric.nn.models import LightGCN
+        from pyg_lightgode.training.recipes import train_bpr
+        layers = 0 if name == 'mf-bpr' else int(name.split('-')[1])
+        model = LightGCN(split.num_nodes, 64, layers)
+        result = train_bpr(model, split, **opts, **common)
+        adj_t = split.adj_t()
+        emb, prop_s = timed(lambda: model.get_embedding(adj_t))
+        users, items = emb[:split.num_users], emb[split.num_users:]
+        if args.study:
+            table = model.embedding.weight.detach()
+            trained = ('MF-BPR' if layers == 0 else
+                       f'LightGCN-{layers} tables (no propagation at test)')
+            study = study_rows(
+                lightgode_from_tables(split, table[:split.num_users],
+                                      table[split.num_users:]), split,
+                trained)
+            if layers:
+                study.append({'trained': f'LightGCN-{layers}',
+                              'propagation': 'its own (trained with it)',
+                              **test_metrics(split, users, items)})
+    out.update(test_metrics(split, users, items))
+    out.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
+               seconds_per_epoch=result.seconds_per_epoch,
+               train_seconds=sum(h['train_seconds'] for h in result.history),
+               propagation_seconds=prop_s, peak_mib=peak_mib(), study=study)
+    return out
+
+
+def markdown(rows, command, dataset) -> str:
+    lines = [f'#### {dataset}', '',
+             '| model | Recall@20 | NDCG@20 | epochs to best (run) | s/epoch '
+             '| train s | propagation s | peak MiB |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        if 'error' in r:
+            lines.append(f"| {r['model']} | failed: {r['error']} |||||||")
+            continue
+        lines.append(
+            f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | "
+            f"{r['best_epoch']} ({r['epochs_run']}) | "
+            f"{r['seconds_per_epoch']:.2f} | {r['train_seconds']:.1f} | "
+            f"{r['propagation_seconds']:.3f} | {r['peak_mib']:.0f} |")
+    study = [s for r in rows for s in r.get('study', [])]
+    if study:
+        lines += ['', '| trained embeddings | propagation after training | '
+                  'Recall@20 | NDCG@20 | discrepancy |', '|---|---|---|---|---|']
+        for s in study:
+            how = s['propagation']
+            if 't' in s:
+                how += f" t={s['t']:g}"
+            if 'layers' in s:
+                how += f" {s['layers']} layers"
+            disc = (f"{s['discrepancy']:.4f}" if 'discrepancy' in s else '')
+            lines.append(f"| {s['trained']} | {how} | {s['recall@20']:.4f} | "
+                         f"{s['ndcg@20']:.4f} | {disc} |")
+    lines += ['', f'Command: `{command}`  ',
+              f'Machine: {machine()}; date: '
+              f'{datetime.date.today().isoformat()}', '']
+    return '\n'.join(lines)
+
+
+def plot_study(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('matplotlib is not installed; no plot written')
+        return
+    study = [s for r in rows for s in r.get('study', [])
+             if 'discrepancy' in s]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key, axis, label in (('layers', axes[0], 'discrete layers'),
+                             ('t', axes[1], 'ODE time t')):
+        for trained in sorted({s['trained'] for s in study}):
+            sel = [s for s in study if s['trained'] == trained and key in s]
+            if not sel:
+                continue
+            xs = [s[key] for s in sel]
+            line, = axis.plot(xs, [s['ndcg@20'] for s in sel], 'o-',
+                              label=f'{trained}: NDCG@20')
+            twin = axis.twinx() if not hasattr(axis, '_twin') else axis._twin
+            axis._twin = twin
+            twin.plot(xs, [s['discrepancy'] for s in sel], '--',
+                      color=line.get_color(), label=f'{trained}: discrepancy')
+            twin.set_ylabel('embedding discrepancy (dashed)')
+        axis.set_xlabel(label)
+        axis.set_ylabel('NDCG@20 (solid)')
+        axis.legend(fontsize=7, loc='lower right')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f'wrote {path}')
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    add = parser.add_argument
+    add('--dataset', default='movielens100k',
+        choices=['movielens100k', 'gowalla'])
+    add('--root', default='data')
+    add('--raw-dir', default=None)
+    add('--models', default=','.join(MODELS))
+    add('--mode', default='quick', choices=list(MODES))
+    add('--epochs', type=int, default=None, help='override the mode')
+    add('--t', type=float, default=3.0, help='LightGODE ODE time')
+    add('--seed', type=int, default=2020)
+    add('--threads', type=int, default=torch.get_num_threads())
+    add('--study', action='store_true',
+        help='preliminary experiment and discrepancy study')
+    add('--plot', default=None, help='PNG of the discrepancy study')
+    add('--json', default=None, help='write all results as JSON')
+    add('--append', default=None, help='append the table to this markdown')
+    add('--single', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.single:
+        print(json.dumps(run_model(args)))
+        return None
+
+    models = [m for m in args.models.split(',') if m]
+    unknown = set(models) - set(MODELS)
+    if unknown:
+        parser.error(f'unknown models {sorted(unknown)}; choose from '
+                     f'{list(MODELS)}')
+    command = 'python benchmarks/run.py ' + ' '.join(
+        argv if argv is not None else sys.argv[1:])
+    rows = []
+    for model in models:
+        child = [sys.executable, os.path.abspath(__file__), '--single', model]
+        child += (argv if argv is not None else sys.argv[1:])
+        t0 = time.perf_counter()
+        proc = subprocess.run(child, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or ['?']
+            rows.append({'model': model, 'error': tail[0][:200]})
+            print(f'{model}: FAILED\n{proc.stderr[-3000:]}', file=sys.stderr)
+            continue
+        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        row['wall_seconds'] = time.perf_counter() - t0
+        rows.append(row)
+        print(f"{model}: recall@20 {row['recall@20']:.4f} ndcg@20 "
+              f"{row['ndcg@20']:.4f} ({row['wall_seconds']:.0f} s)",
+              flush=True)
+    table = markdown(rows, command, args.dataset)
+    print(table)
+    if args.plot:
+        plot_study(rows, args.plot)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=1)
+    if args.append:
+        with open(args.append, 'a') as f:
+            f.write(table + '\n')
+    if any('error' in r for r in rows):
+        sys.exit(1)
+    return rows
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,486 @@
+r"""All-item ranking: top-:math:`k` retrieval and the ranking metrics of the
+evaluation protocol (SPEC section 3).
+
+For every user :math:`u` every item is scored (inner product
+:math:`\mathbf{e}_u^{\top} \mathbf{e}_i` or a custom :obj:`score_fn`), the
+items of the user's *excluded* interactions (training, and validation when
+testing) are removed, and the top :math:`K` are kept. With
+:math:`T_u` the test items of :math:`u` and :math:`\mathrm{rel}_u(p) = 1`
+if the item at 1-based position :math:`p` is in :math:`T_u`:
+
+.. math::
+    \mathrm{Recall@K} &= \frac{1}{|T_u|} \sum_{p=1}^{K} \mathrm{rel}_u(p),
+    \qquad
+    \mathrm{Precision@K} = \frac{1}{K} \sum_{p=1}^{K} \mathrm{rel}_u(p),
+
+    \mathrm{HitRate@K} &= \max_{p \le K} \mathrm{rel}_u(p), \qquad
+    \mathrm{MRR@K} = \max_{p \le K} \frac{\mathrm{rel}_u(p)}{p},
+
+    \mathrm{NDCG@K} &= \frac{\sum_{p=1}^{K} \mathrm{rel}_u(p) /
+    \log_2(p + 1)}{\sum_{p=1}^{\min(|T_u|, K)} 1 / \log_2(p + 1)},
+
+each averaged over the users with :math:`|T_u| \ge 1`. These are exactly the
+definitions of :class:`torch_geometric.metrics.LinkPredRecall`,
+:class:`~torch_geometric.metrics.LinkPredPrecision`,
+:class:`~torch_geometric.metrics.LinkPredHitRatio`,
+:class:`~torch_geometric.metrics.LinkPredMRR` and
+:class:`~torch_geometric.metrics.LinkPredNDCG`, which do the counting here;
+this module adds the batched, exclusion-aware retrieval that feeds them.
+
+Users are scored in batches of :obj:`batch_size` (and items optionally in
+chunks of :obj:`item_chunk_size`, merging the partial top-:math:`k` lists),
+so the full users :math:`\times` items score matrix never exists.
+"""
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.metrics import (
+    LinkPredHitRatio,
+    LinkPredMetricCollection,
+    LinkPredMRR,
+    LinkPredNDCG,
+    LinkPredPrecision,
+    LinkPredRecall,
+)
+from torch_geometric.utils import cumsum
+
+from pyg_lightgode.data.bipartite import check_interactions
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+Interactions = Union[Tensor, Sequence[Tensor]]
+
+#: Metric names accepted by :func:`evaluate_ranking` and their PyG classes.
+RANKING_METRICS = {
+    'recall': LinkPredRecall,
+    'precision': LinkPredPrecision,
+    'ndcg': LinkPredNDCG,
+    'hit_rate': LinkPredHitRatio,
+    'mrr': LinkPredMRR,
+}
+DEFAULT_METRICS = ('recall', 'ndcg', 'precision', 'hit_rate', 'mrr')
+DEFAULT_BATCH_SIZE = 1024
+
+
+class UserItemCSR:
+    r"""Per-user item lists of an interaction index in compressed sparse row
+    form (duplicates removed, items sorted within a user), with vectorised
+    gathering of the lists of a batch of users.
+
+    Args:
+        index (torch.Tensor or list of torch.Tensor): Interaction index(es)
+            :obj:`[2, E]`; a list is united (*e.g.* train and validation).
+        num_users (int): Number of users :math:`U`.
+        num_items (int): Number of items :math:`I`.
+        name (str, optional): Argument name used in error messages.
+    """
+    def __init__(self, index: Interactions, num_users: int, num_items: int,
+                 name: str = 'index'):
+        if not isinstance(index, (Tensor, list, tuple)):
+            raise TypeError(f"'{name}' must be a [2, E] tensor or a list of "
+                            f"them (got {type(index).__name__})")
+        indices = [index] if isinstance(index, Tensor) else list(index)
+        indices = [
+            check_interactions(idx, num_users, num_items, f'{name}[{i}]'
+                               if len(indices) > 1 else name)
+            for i, idx in enumerate(indices)
+        ]
+        index = torch.cat(indices, dim=1) if indices else torch.empty(
+            2, 0, dtype=torch.long)
+        # One sorted key per distinct (user, item) pair:
+        key = torch.unique(index[0] * num_items + index[1])
+        user = key.div(num_items, rounding_mode='floor')
+        self.rowptr = cumsum(torch.bincount(user, minlength=num_users))
+        self.col = key - user * num_items
+        self.num_users, self.num_items = num_users, num_items
+
+    @property
+    def count(self) -> Tensor:
+        r"""The number of items of every user."""
+        return self.rowptr.diff()
+
+    def rows(self, users: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""Returns :obj:`(batch_row, item)` of all items of :obj:`users`,
+        where :obj:`batch_row` is the position of the user in :obj:`users`."""
+        start = self.rowptr[users]
+        count = self.rowptr[users + 1] - start
+        batch_row = torch.repeat_interleave(
+            torch.arange(users.numel(), device=users.device), count)
+        # Position of every output entry inside its user's list:
+        within = torch.arange(batch_row.numel(), device=users.device)
+        within -= cumsum(count)[:-1][batch_row]
+        return batch_row, self.col[start[batch_row] + within]
+
+
+def _check_embeddings(user_emb: Tensor, item_emb: Tensor,
+                      score_fn: Optional[ScoreFn]) -> Tuple[Tensor, Tensor]:
+    for name, emb in (('user_emb', user_emb), ('item_emb', item_emb)):
+        if not isinstance(emb, Tensor):
+            raise TypeError(f"'{name}' must be a torch.Tensor (got "
+                            f"{type(emb).__name__})")
+        if emb.dim() != 2 or emb.size(0) == 0:
+            raise ValueError(f"'{name}' must have shape [N, F] with N > 0 "
+                             f"(got {list(emb.shape)})")
+        if not emb.is_floating_point():
+            raise ValueError(f"'{name}' must be floating point (got "
+                             f"{emb.dtype})")
+        if not bool(torch.isfinite(emb).all()):
+            raise ValueError(f"'{name}' holds NaN or infinite values")
+    if score_fn is None:
+        if user_emb.size(1) != item_emb.size(1):
+            raise ValueError(f"'user_emb' {list(user_emb.shape)} and "
+                             f"'item_emb' {list(item_emb.shape)} must have "
+                             f"the same feature size F for inner-product "
+                             f"scores")
+        dtype = torch.promote_types(user_emb.dtype, item_emb.dtype)
+        user_emb, item_emb = user_emb.to(dtype), item_emb.to(dtype)
+    return user_emb, item_emb
+
+
+def _check_positive(value: Optional[int], name: str,
+                    optional: bool = False) -> Optional[int]:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"'{name}' must be a positive integer (got "
+                         f"{value!r})")
+    return value
+
+
+def _check_users(users: Optional[Tensor], num_users: int,
+                 device: torch.device) -> Tensor:
+    if users is None:
+        return torch.arange(num_users, device=device)
+    if not isinstance(users, Tensor) or users.dim() != 1 or \
+            users.is_floating_point() or users.dtype == torch.bool:
+        raise ValueError(f"'users' must be a 1-D integer tensor of user ids "
+                         f"(got {users!r:.80})")
+    users = users.long().to(device)
+    if users.numel() > 0 and (int(users.min()) < 0
+                              or int(users.max()) >= num_users):
+        raise ValueError(f"'users' holds ids in [{int(users.min())}, "
+                         f"{int(users.max())}], outside the valid range "
+                         f"[0, {num_users - 1}]")
+    return users
+
+
+def _score_chunk(user_batch: Tensor, item_chunk: Tensor,
+                 score_fn: Optional[ScoreFn]) -> Tensor:
+    if score_fn is None:
+        return user_batch @ item_chunk.t()
+    scores = score_fn(user_batch, item_chunk)
+    expected = (user_batch.size(0), item_chunk.size(0))
+    if not isinstance(scores, Tensor) or tuple(scores.shape) != expected:
+        raise ValueError(f"'score_fn' must return scores of shape "
+                         f"{list(expected)} (got "
+                         f"{getattr(scores, 'shape', type(scores))})")
+    return scores
+
+
+def _topk_batch(user_batch: Tensor, item_emb: Tensor, k: int,
+                excluded: Optional[Tuple[Tensor, Tensor]],
+                item_chunk_size: Optional[int],
+                score_fn: Optional[ScoreFn]) -> Tuple[Tensor, Tensor]:
+    r"""Top-:obj:`k` of one user batch over all items, item chunk by item
+    chunk; padded with index :obj:`-1` and score :obj:`-inf`."""
+    num_items = item_emb.size(0)
+    chunk_size = item_chunk_size or num_items
+    best_score = best_index = None
+    for start in range(0, num_items, chunk_size):
+        end = min(start + chunk_size, num_items)
+        scores = _score_chunk(user_batch, item_emb[start:end], score_fn)
+        if excluded is not None:
+            row, col = excluded
+            if chunk_size < num_items:
+                mask = (col >= start) & (col < end)
+                row, col = row[mask], col[mask] - start
+            neg_inf = scores.new_tensor(float('-inf'))
+            # score_fn may hand back a view of the caller's data: no in-place.
+            scores = scores.index_put_((row, col), neg_inf) if score_fn is \
+                None else scores.index_put((row, col), neg_inf)
+        score, index = scores.topk(min(k, end - start), dim=-1)
+        index += start
+        if best_score is not None:  # Merge with the previous chunks:
+            score = torch.cat([best_score, score], dim=-1)
+            index = torch.cat([best_index, index], dim=-1)
+            score, perm = score.topk(min(k, score.size(-1)), dim=-1)
+            index = index.gather(-1, perm)
+        best_score, best_index = score, index
+    assert best_score is not None and best_index is not None
+    if bool(best_score.isnan().any()):
+        raise ValueError("scores contain NaN (check 'score_fn' and the "
+                         "embeddings)")
+    if best_score.size(-1) < k:  # Fewer items than k:
+        pad = (0, k - best_score.size(-1))
+        best_score = F.pad(best_score, pad, value=float('-inf'))
+        best_index = F.pad(best_index, pad, value=-1)
+    # Excluded items (score -inf) are never recommended:
+    best_index[best_score == float('-inf')] = -1
+    return best_index, best_score
+
+
+def _user_batches(users: Tensor, batch_size: int,
+                  *lists: Optional[UserItemCSR]) -> Iterator[tuple]:
+    r"""Yields :obj:`(batch_users, *rows)` per user batch, with
+    :obj:`rows = (batch_row, item)` of every given per-user list (or
+    :obj:`None`)."""
+    for start in range(0, users.numel(), batch_size):
+        batch_users = users[start:start + batch_size]
+        yield (batch_users, ) + tuple(
+            None if csr is None else csr.rows(batch_users) for csr in lists)
+
+
+def _to_device(obj, device: Optional[torch.device]):
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(x, device) for x in obj)
+    return obj
+
+
+@torch.no_grad()
+def recommend(
+    user_emb: Tensor,
+    item_emb: Tensor,
+    users: Optional[Tensor] = None,
+    k: int = 20,
+    exclude: Optional[Interactions] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    item_chunk_size: Optional[int] = None,
+    score_fn: Optional[ScoreFn] = None,
+) -> Tuple[Tensor, Tensor]:
+    r"""Top-:math:`k` items of every user in :obj:`users` by the score
+    :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` (or :obj:`score_fn`), leaving out
+    the items of :obj:`exclude`.
+
+    Users are scored :obj:`batch_size` at a time, and, if
+    :obj:`item_chunk_size` is set, against :obj:`item_chunk_size` items at a
+    time, merging partial top-:math:`k` lists, so peak memory is
+    :math:`O(\textrm{batch\_size} \cdot \textrm{item\_chunk\_size})` scores.
+    Where fewer than :math:`k` items remain for a user, the list is padded
+    with index :obj:`-1` and score :obj:`-inf`; items scored :obj:`-inf` are
+    never recommended.
+
+    Args:
+        user_emb (torch.Tensor): User embeddings :obj:`[U, F]`.
+        item_emb (torch.Tensor): Item embeddings :obj:`[I, F]`.
+        users (torch.Tensor, optional): User ids to recommend for
+            (default: all users).
+        k (int, optional): Number of items per user. (default: :obj:`20`)
+        exclude (torch.Tensor or list of torch.Tensor, optional): Interaction
+            index :obj:`[2, E]` of (user, item) pairs never to recommend, or
+            a list of them (*e.g.* training and validation).
+        batch_size (int, optional): Users scored at once.
+        item_chunk_size (int, optional): Items scored at once (default: all).
+        score_fn (callable, optional): :obj:`score_fn(user_emb[batch],
+            item_emb[chunk])` returning scores :obj:`[b, c]`; replaces the
+            inner product.
+
+    Shapes:
+        - **input:** :math:`(U, F)`, :math:`(I, F)`, users :math:`(B)`
+        - **output:** item indices :math:`(B, k)` (long), scores
+          :math:`(B, k)`, best first
+    """
+    user_emb, item_emb = _check_embeddings(user_emb, item_emb, score_fn)
+    k = _check_positive(k, 'k')
+    batch_size = _check_positive(batch_size, 'batch_size')
+    item_chunk_size = _check_positive(item_chunk_size, 'item_chunk_size',
+                                      optional=True)
+    num_users, num_items = user_emb.size(0), item_emb.size(0)
+    users = _check_users(users, num_users, user_emb.device)
+    csr = None if exclude is None else UserItemCSR(
+        _to_device(exclude, user_emb.device), num_users, num_items,
+        'exclude')
+    outs = [
+        _topk_batch(user_emb[batch_users], item_emb, k, excluded,
+                    item_chunk_size, score_fn)
+        for batch_users, excluded in _user_batches(users, batch_size, csr)
+    ]
+    if not outs:
+        return (torch.empty(0, k, dtype=torch.long, device=user_emb.device),
+                user_emb.new_empty(0, k))
+    return (torch.cat([index for index, _ in outs]),
+            torch.cat([score for _, score in outs]))
+
+
+def _check_ks(ks: Union[int, Sequence[int]]) -> Tuple[int, ...]:
+    ks = (ks, ) if isinstance(ks, int) else tuple(ks)
+    if not ks:
+        raise ValueError("'ks' must hold at least one cut-off K")
+    return tuple(sorted({_check_positive(k, 'ks') for k in ks}))
+
+
+def _check_metrics(metrics: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    metrics = (metrics, ) if isinstance(metrics, str) else tuple(metrics)
+    unknown = [m for m in metrics if m not in RANKING_METRICS]
+    if unknown or not metrics:
+        raise ValueError(f"'metrics' must be a non-empty selection of "
+                         f"{sorted(RANKING_METRICS)} (got unknown "
+                         f"{unknown})")
+    return tuple(dict.fromkeys(metrics))
+
+
+class RankingEvaluator:
+    r"""All-item ranking evaluation of user and item embeddings against
+    held-out interactions (SPEC section 3; metric definitions in
+    :mod:`pyg_lightgode.metrics.ranking`).
+
+    The per-user exclusion and test lists are built once, so calling the
+    evaluator every epoch costs only the scoring: per user batch, the scores
+    of the excluded items are set to :obj:`-inf` directly from the CSR lists
+    (no Python loop over users), the top :math:`\max(K)` items are taken once
+    for all cut-offs, and :class:`torch_geometric.metrics` counts the hits.
+    Only users with at least one test item are scored and averaged over.
+    Test items that are also excluded stay in :math:`|T_u|` (they cannot be
+    hit), as in the LightGCN protocol.
+
+    .. code-block:: python
+
+        evaluator = RankingEvaluator(split.test_index,
+                                     exclude=split.train_index, ks=(10, 20))
+        evaluator(user_emb, item_emb)
+        >>> {'recall@10': 0.12, 'ndcg@10': 0.09, ..., 'mrr@20': 0.21}
+
+    Args:
+        test_index (torch.Tensor): Held-out interactions :obj:`[2, E]`.
+        exclude (torch.Tensor or list of torch.Tensor, optional):
+            Interactions to leave out of every ranking (training, plus
+            validation when testing).
+        num_users (int, optional): :math:`U`; taken from :obj:`user_emb` at
+            call time if not given.
+        num_items (int, optional): :math:`I`; taken from :obj:`item_emb` at
+            call time if not given.
+        ks (int or list of int, optional): Cut-offs :math:`K`.
+            (default: :obj:`(20, )`)
+        metrics (list of str, optional): Any of :obj:`'recall'`,
+            :obj:`'ndcg'`, :obj:`'precision'`, :obj:`'hit_rate'`,
+            :obj:`'mrr'`. (default: all)
+        batch_size (int, optional): Users scored at once.
+        item_chunk_size (int, optional): Items scored at once (default: all).
+        score_fn (callable, optional): Replaces the inner product, see
+            :func:`recommend`.
+        users (torch.Tensor, optional): Restricts the evaluation to these
+            user ids.
+    """
+    def __init__(
+        self,
+        test_index: Tensor,
+        exclude: Optional[Interactions] = None,
+        num_users: Optional[int] = None,
+        num_items: Optional[int] = None,
+        ks: Union[int, Sequence[int]] = (20, ),
+        metrics: Union[str, Sequence[str]] = DEFAULT_METRICS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        item_chunk_size: Optional[int] = None,
+        score_fn: Optional[ScoreFn] = None,
+        users: Optional[Tensor] = None,
+    ):
+        self.ks = _check_ks(ks)
+        self.metrics = _check_metrics(metrics)
+        self.batch_size = _check_positive(batch_size, 'batch_size')
+        self.item_chunk_size = _check_positive(item_chunk_size,
+                                               'item_chunk_size',
+                                               optional=True)
+        self.test_index, self.exclude = test_index, exclude
+        self.score_fn, self.users = score_fn, users
+        self.collection = LinkPredMetricCollection({
+            f'{name}@{k}': RANKING_METRICS[name](k)
+            for k in self.ks for name in self.metrics
+        })
+        self._cache: Dict[Tuple[int, int], dict] = {}
+        self.num_users, self.num_items = num_users, num_items
+        if num_users is not None or num_items is not None:
+            if num_users is None or num_items is None:
+                raise ValueError("'num_users' and 'num_items' must be given "
+                                 "together")
+            self._prepare(num_users, num_items)
+
+    def _prepare(self, num_users: int, num_items: int,
+                 device: Optional[torch.device] = None) -> list:
+        r"""Builds (once per size and device) the user batches with their
+        excluded and test items: :obj:`(batch_users, excluded,
+        label_index)`."""
+        if (num_users, num_items) not in self._cache:
+            cpu = torch.device('cpu')  # Built on CPU, moved per device.
+            test = UserItemCSR(_to_device(self.test_index, cpu), num_users,
+                               num_items, 'test_index')
+            exclude = None if self.exclude is None else UserItemCSR(
+                _to_device(self.exclude, cpu), num_users, num_items,
+                'exclude')
+            has_test = test.count > 0
+            if self.users is not None:
+                users = _check_users(self.users, num_users, cpu)
+                has_test &= torch.zeros_like(has_test).index_fill_(
+                    0, users, True)
+            eval_users = has_test.nonzero().view(-1)
+            if eval_users.numel() == 0:
+                raise ValueError("no user to evaluate has a test item "
+                                 "('test_index' is empty or 'users' holds "
+                                 "none of its users)")
+            batches = [(batch_users, excluded, torch.stack(label))
+                       for batch_users, excluded, label in _user_batches(
+                           eval_users, self.batch_size, exclude, test)]
+            self._cache = {(num_users, num_items): {None: batches}}
+        per_device = self._cache[(num_users, num_items)]
+        if device not in per_device:
+            per_device[device] = _to_device(per_device[None], device)
+        return per_device[device]
+
+    @torch.no_grad()
+    def __call__(self, user_emb: Tensor, item_emb: Tensor) -> Dict[str, float]:
+        r"""Returns :obj:`{'<metric>@<K>': value}` for every metric and
+        cut-off.
+
+        Args:
+            user_emb (torch.Tensor): User embeddings :obj:`[U, F]`.
+            item_emb (torch.Tensor): Item embeddings :obj:`[I, F]`.
+        """
+        user_emb, item_emb = _check_embeddings(user_emb, item_emb,
+                                               self.score_fn)
+        num_users, num_items = user_emb.size(0), item_emb.size(0)
+        if self.num_users is not None and (num_users, num_items) != (
+                self.num_users, self.num_items):
+            raise ValueError(f"'user_emb' / 'item_emb' have {num_users} / "
+                             f"{num_items} rows, but the evaluator was built "
+                             f"for num_users={self.num_users}, "
+                             f"num_items={self.num_items}")
+        batches = self._prepare(num_users, num_items, user_emb.device)
+        self.collection.to(user_emb.device).reset()
+        for batch_users, excluded, label_index in batches:
+            index, _ = _topk_batch(user_emb[batch_users], item_emb,
+                                   self.ks[-1], excluded,
+                                   self.item_chunk_size, self.score_fn)
+            # Padding (-1) must never match a label, so point it past all
+            # items (PyG offsets rows by the largest index + 1).
+            index.masked_fill_(index < 0, num_items)
+            self.collection.update(index, label_index)
+        return {
+            name: float(value)
+            for name, value in self.collection.compute().items()
+        }
+
+
+def evaluate_ranking(
+    user_emb: Tensor,
+    item_emb: Tensor,
+    test_index: Tensor,
+    exclude: Optional[Interactions] = None,
+    ks: Union[int, Sequence[int]] = (20, ),
+    metrics: Union[str, Sequence[str]] = DEFAULT_METRICS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    item_chunk_size: Optional[int] = None,
+    score_fn: Optional[ScoreFn] = None,
+    users: Optional[Tensor] = None,
+) -> Dict[str, float]:
+    r"""One-off all-item ranking evaluation, returning
+    :obj:`{'recall@20': ..., 'ndcg@20': ..., ...}`; see
+    :class:`RankingEvaluator` (build one to evaluate repeatedly) for the
+    arguments."""
+    user_emb, item_emb = _check_embeddings(user_emb, item_emb, score_fn)
+    evaluator = RankingEvaluator(
+        test_index, exclude=exclude, num_users=user_emb.size(0),
+        num_items=item_emb.size(0), ks=ks, metrics=metrics,
+        batch_size=batch_size, item_chunk_size=item_chunk_size,
+        score_fn=score_fn, users=users)
+    return evaluator(user_emb, item_emb)

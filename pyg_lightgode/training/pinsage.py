@@ -1,0 +1,395 @@
+r"""PinSage training and embedding (SPEC 2.4, 2.5): item-to-item max-margin
+training on :class:`~pyg_lightgode.sampler.PinSageLinkLoader` minibatches
+(CPU workers sample while the model computes), shared random plus curriculum
+hard negatives, linear warm-up then exponential learning-rate decay, and
+validation by all-item user-to-item ranking with user embeddings pooled from
+their items' layer-wise inference embeddings, on :class:`Trainer` (early
+stopping, best weights, checkpoint/resume, seeds, progress)."""
+import math
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.sampler import NegativeSampling
+
+from pyg_lightgode.data.bipartite import BipartiteSplit
+from pyg_lightgode.nn.models.pinsage import (
+    PinSage,
+    max_margin_loss,
+    sampled_blocks,
+    user_embedding,
+    warmup_exponential_lr,
+)
+from pyg_lightgode.sampler import (
+    HardNegativeSampler,
+    ImportanceNeighborhood,
+    PinSageLinkLoader,
+    PinSageSampler,
+    bipartite_csr,
+    item_data,
+    metapath_random_walk,
+    sample_item_pairs,
+)
+from pyg_lightgode.sampler.hard_negatives import DEFAULT_RANK_RANGE, RankRange
+from pyg_lightgode.training.recipes import validation_evaluator
+from pyg_lightgode.training.trainer import Trainer, TrainResult, seed_everything
+
+USER_WEIGHTINGS = ('mean', 'importance')
+
+#: Seed of the one whole-catalogue neighbourhood used for evaluation, so
+#: that every evaluation (and a later test run) sees the same graph.
+EVAL_NEIGHBORHOOD_SEED = 0
+
+
+def hard_negative_curriculum(epoch: int, max_hard_negatives: int) -> int:
+    r"""Hard negatives per query in :obj:`epoch` (from 1): none in the first
+    epoch, :math:`n - 1` in epoch :math:`n`, at most
+    :obj:`max_hard_negatives` (SPEC 2.4)."""
+    return max(0, min(int(epoch) - 1, int(max_hard_negatives)))
+
+
+def catalogue_neighborhood(split: BipartiteSplit, top_k: int = 10,
+                           num_walks: int = 10, num_traversals: int = 2,
+                           restart_prob: float = 0.5,
+                           seed: int = EVAL_NEIGHBORHOOD_SEED
+                           ) -> Tuple[Tensor, Tensor]:
+    r"""ONE importance neighbourhood of every item on the training
+    interactions (walks item -> user -> item), drawn with a generator seeded
+    by :obj:`seed` so that it is the same at every call. Returns
+    :obj:`(edge_index, edge_weight)`, edges neighbour -> item."""
+    neighborhood = ImportanceNeighborhood(
+        split.train_index, split.num_users, split.num_items,
+        num_walks=num_walks, num_traversals=num_traversals,
+        restart_prob=restart_prob, top_k=top_k)
+    return neighborhood.all_neighborhoods(
+        generator=torch.Generator().manual_seed(seed))
+
+
+def user_item_importance(index: Tensor, num_users: int, num_items: int,
+                         num_walks: int = 10, num_traversals: int = 2,
+                         restart_prob: float = 0.5,
+                         generator: Optional[torch.Generator] = None
+                         ) -> Tensor:
+    r"""Importance of each interaction :math:`(u, i)` of :obj:`index` for
+    user :math:`u`: :math:`1 +` the number of visits to :math:`i` by
+    :obj:`num_walks` random walks :obj:`u -> item -> user -> item ...` from
+    :math:`u` (each of at most :obj:`num_traversals` user -> item -> user
+    traversals, ending with probability :obj:`restart_prob` after each), so
+    items central to the user's taste weigh more. Returns :obj:`[E]` float
+    weights for :func:`~pyg_lightgode.nn.models.pinsage.user_embedding`."""
+    item_csr, user_csr = bipartite_csr(index, num_users, num_items)
+    users = torch.arange(num_users).masked_select(
+        user_csr[0][1:] > user_csr[0][:-1])
+    trace = metapath_random_walk([user_csr, item_csr], users, num_traversals,
+                                 restart_prob, num_walks, generator)
+    visited = trace[:, 1::2]  # Items are reached by the first hop.
+    walker = users.repeat_interleave(num_walks).view(-1, 1).expand_as(visited)
+    valid = visited >= 0
+    key = walker.masked_select(valid) * num_items + visited.masked_select(
+        valid)
+    key, count = torch.unique(key, return_counts=True)
+    index = index.long()
+    query = index[0] * num_items + index[1]
+    if key.numel() == 0:
+        return torch.ones(query.numel())
+    pos = torch.searchsorted(key, query).clamp(max=key.numel() - 1)
+    found = key.index_select(0, pos) == query
+    return 1.0 + torch.where(found, count.index_select(0, pos),
+                             0).to(torch.float)
+
+
+def item_features(model: PinSage, split: BipartiteSplit) -> Optional[Tensor]:
+    r"""The item features :obj:`split.item_x` if :obj:`model` takes
+    features, else :obj:`None`."""
+    if model.lin_in is None:
+        return None
+    if split.item_x is None:
+        raise ValueError(f"the model takes {model.in_channels} input "
+                         f"features, but the split has no 'item_x'; build "
+                         f"it with 'num_nodes' (ID embeddings) instead")
+    if split.item_x.shape != (split.num_items, model.in_channels):
+        raise ValueError(f"'split.item_x' must have shape [{split.num_items}"
+                         f", {model.in_channels}] (got "
+                         f"{list(split.item_x.shape)})")
+    return split.item_x.float()
+
+
+def _check_model(model: PinSage, split: BipartiteSplit) -> None:
+    if not isinstance(model, PinSage):
+        raise TypeError(f"'model' must be a PinSage model (got "
+                        f"{type(model).__name__})")
+    if model.num_nodes is not None and model.num_nodes != split.num_items:
+        raise ValueError(f"'model' has ID embeddings for {model.num_nodes} "
+                         f"nodes, but the split has {split.num_items} items")
+
+
+def _user_weight(split: BipartiteSplit, user_weighting: str,
+                 walk_kwargs: Dict) -> Optional[Tensor]:
+    if user_weighting not in USER_WEIGHTINGS:
+        raise ValueError(f"'user_weighting' must be one of {USER_WEIGHTINGS}"
+                         f" (got {user_weighting!r})")
+    if user_weighting == 'mean':
+        return None
+    return user_item_importance(
+        split.train_index, split.num_users, split.num_items,
+        generator=torch.Generator().manual_seed(EVAL_NEIGHBORHOOD_SEED),
+        **walk_kwargs)
+
+
+@torch.no_grad()
+def pinsage_embeddings(
+    model: PinSage, split: BipartiteSplit, top_k: int = 10,
+    num_walks: int = 10, num_traversals: int = 2, restart_prob: float = 0.5,
+    user_weighting: str = 'mean',
+    neighborhood: Optional[Tuple[Tensor, Tensor]] = None,
+    user_weight: Optional[Tensor] = None, chunk_size: int = 4096
+) -> Tuple[Tensor, Tensor]:
+    r"""User and item embeddings of a trained :class:`PinSage` for
+    retrieval (SPEC 2.5): every item is embedded ONCE, layer by layer
+    (:meth:`PinSage.inference`), on one whole-catalogue importance
+    neighbourhood (:func:`catalogue_neighborhood` with the walk arguments,
+    or the given :obj:`neighborhood`); a user is the mean
+    (:obj:`user_weighting='mean'`) or the
+    :func:`user_item_importance`-weighted mean (:obj:`'importance'`, or the
+    given :obj:`user_weight` :obj:`[E_train]`) of the embeddings of the
+    user's training items (:func:`user_embedding`).
+
+    Returns:
+        :obj:`(user_emb [U, D], item_emb [I, D])`.
+    """
+    _check_model(model, split)
+    walk_kwargs = dict(num_walks=num_walks, num_traversals=num_traversals,
+                       restart_prob=restart_prob)
+    if neighborhood is None:
+        neighborhood = catalogue_neighborhood(split, top_k, **walk_kwargs)
+    if user_weight is None:
+        user_weight = _user_weight(split, user_weighting, walk_kwargs)
+    device = next(model.parameters()).device
+    x = item_features(model, split)
+    training = model.training
+    model.eval()
+    try:
+        item_emb = model.inference(
+            neighborhood[0].to(device), neighborhood[1].to(device),
+            x=None if x is None else x.to(device), chunk_size=chunk_size)
+    finally:
+        model.train(training)
+    user_emb = user_embedding(
+        item_emb, split.train_index.to(device),
+        None if user_weight is None else user_weight.to(device),
+        num_users=split.num_users)
+    return user_emb, item_emb
+
+
+class _PerBatchScheduler:
+    r"""Lets :class:`Trainer` checkpoint a scheduler that is stepped after
+    every batch: its per-epoch :meth:`step` does nothing."""
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def step(self):
+        pass
+
+    def step_batch(self):
+        self.scheduler.step()
+
+    def state_dict(self):
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state):
+        self.scheduler.load_state_dict(state)
+
+
+class PinSageTraining:
+    r"""The pieces of PinSage training that :func:`train_pinsage` hands to
+    :class:`Trainer`: :meth:`loader` (the minibatches of an epoch),
+    :meth:`step` (one optimisation step) and :meth:`validate`. See
+    :func:`train_pinsage` for the arguments."""
+    def __init__(self, model: PinSage, split: BipartiteSplit,
+                 batch_size: int = 512, lr: float = 1e-3,
+                 lr_decay: float = 0.95, weight_decay: float = 0.0,
+                 margin: float = 1.0, num_negatives: int = 500,
+                 hard_negatives: bool = True, max_hard_negatives: int = 5,
+                 hard_rank_range: RankRange = DEFAULT_RANK_RANGE,
+                 num_neighbors: Optional[Sequence[int]] = None,
+                 num_walks: int = 10, num_traversals: int = 2,
+                 restart_prob: float = 0.5,
+                 pairs_per_epoch: Optional[int] = None, num_workers: int = 0,
+                 user_weighting: str = 'mean', val_k: int = 20,
+                 seed: int = 2020,
+                 generator: Optional[torch.Generator] = None):
+        _check_model(model, split)
+        for name, value in (('batch_size', batch_size),
+                            ('num_negatives', num_negatives)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"'{name}' must be a positive integer (got "
+                                 f"{value})")
+        if int(max_hard_negatives) != max_hard_negatives or \
+                max_hard_negatives < 0:
+            raise ValueError(f"'max_hard_negatives' must be a non-negative "
+                             f"integer (got {max_hard_negatives})")
+        if int(num_workers) != num_workers or num_workers < 0:
+            raise ValueError(f"'num_workers' must be a non-negative integer "
+                             f"(got {num_workers})")
+        if not 0.0 < lr_decay <= 1.0:
+            raise ValueError(f"'lr_decay' must be in (0, 1] (got "
+                             f"{lr_decay})")
+        if num_neighbors is None:
+            num_neighbors = [10] * model.num_layers
+        num_neighbors = list(num_neighbors)
+        if len(num_neighbors) != model.num_layers:
+            raise ValueError(f"'num_neighbors' needs one entry per layer "
+                             f"({model.num_layers}), got {num_neighbors}")
+        if split.train_index.size(1) == 0:
+            raise ValueError("'split.train_index' is empty")
+        U, I = split.num_users, split.num_items
+        self.model, self.split = model, split
+        self.batch_size = int(batch_size)
+        self.margin = float(margin)
+        self.num_negatives = min(int(num_negatives), I)
+        # Random negatives come as num_negatives / B per query (PyG's
+        # triplet sampling); they are pooled and shared by all queries.
+        self.amount = math.ceil(self.num_negatives / self.batch_size)
+        self.max_hard_negatives = (int(max_hard_negatives)
+                                   if hard_negatives else 0)
+        self.num_workers = int(num_workers)
+        self.generator = generator if generator is not None else \
+            torch.Generator().manual_seed(seed)
+        walk_kwargs = dict(num_walks=num_walks, num_traversals=num_traversals,
+                           restart_prob=restart_prob)
+        hard = HardNegativeSampler(
+            split.train_index, U, I, rank_range=hard_rank_range,
+            alpha=restart_prob) if self.max_hard_negatives > 0 else None
+        self.sampler = PinSageSampler(split.train_index, U, I,
+                                      num_neighbors=num_neighbors,
+                                      hard_negatives=hard, seed=seed,
+                                      **walk_kwargs)
+        self.data = item_data(I, item_features(model, split))
+        self.item_csr, self.user_csr = bipartite_csr(split.train_index, U, I)
+        self.pairs_per_epoch = int(pairs_per_epoch or
+                                   split.train_index.size(1))
+        self.device = next(model.parameters()).device
+
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr,
+                                          weight_decay=weight_decay)
+        steps = math.ceil(self.pairs_per_epoch / self.batch_size)
+        self.scheduler = _PerBatchScheduler(
+            warmup_exponential_lr(self.optimizer, warmup_steps=steps,
+                                  gamma=lr_decay**(1.0 / steps)))
+
+        self.val_k = val_k
+        self.evaluator = validation_evaluator(split, val_k)
+        self.neighborhood = catalogue_neighborhood(
+            split, max(num_neighbors), **walk_kwargs)
+        self.user_weight = _user_weight(split, user_weighting, walk_kwargs)
+
+    def loader(self, epoch: int) -> PinSageLinkLoader:
+        r"""The minibatches of :obj:`epoch` (from 1): fresh co-engagement
+        pairs drawn by the generator, and the curriculum's number of hard
+        negatives (set on the sampler, so that the epoch's non-persistent
+        workers pick it up)."""
+        self.sampler.num_hard_negatives = hard_negative_curriculum(
+            epoch, self.max_hard_negatives)
+        pairs = sample_item_pairs(self.item_csr, self.user_csr,
+                                  self.pairs_per_epoch, self.generator)
+        return PinSageLinkLoader(
+            self.data, self.sampler, pairs,
+            neg_sampling=NegativeSampling('triplet', self.amount),
+            batch_size=self.batch_size, shuffle=False,
+            num_workers=self.num_workers)
+
+    def loss(self, batch: Data) -> Tensor:
+        r"""The max-margin loss of a triplet minibatch: every query against
+        the pooled random negatives of the batch and its own hard
+        negatives (the last columns of :obj:`dst_neg_index`)."""
+        batch = batch.to(self.device)
+        blocks = sampled_blocks(batch.edge_index, batch.edge_weight,
+                                batch.num_sampled_nodes,
+                                batch.num_sampled_edges)
+        z = self.model(blocks, x=batch.get('x'), n_id=batch.n_id)
+        num_queries = batch.src_index.numel()
+        negatives = batch.dst_neg_index.view(num_queries, -1)
+        shared = negatives[:, :self.amount].reshape(-1)[:self.num_negatives]
+        hard = negatives[:, self.amount:]
+        return max_margin_loss(z[batch.src_index], z[batch.dst_pos_index],
+                               z[shared],
+                               z[hard] if hard.size(1) > 0 else None,
+                               margin=self.margin)
+
+    def step(self, batch: Data) -> Tensor:
+        self.optimizer.zero_grad()
+        loss = self.loss(batch)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step_batch()
+        return loss.detach()
+
+    def embeddings(self) -> Tuple[Tensor, Tensor]:
+        r"""User and item embeddings on the fixed evaluation
+        neighbourhood."""
+        return pinsage_embeddings(self.model, self.split,
+                                  neighborhood=self.neighborhood,
+                                  user_weight=self.user_weight)
+
+    def validate(self) -> float:
+        return self.evaluator(*self.embeddings())[f'ndcg@{self.val_k}']
+
+
+def train_pinsage(model: PinSage, split: BipartiteSplit, epochs: int = 30,
+                  patience: Optional[int] = 10,
+                  checkpoint: Optional[str] = None, resume: bool = True,
+                  progress: bool = True,
+                  log: Optional[Callable[[Dict], None]] = None,
+                  seed: int = 2020, **kwargs) -> TrainResult:
+    r"""Trains :class:`PinSage` item-to-item (SPEC 2.4) and restores the
+    weights of the best validation epoch.
+
+    Positives are pairs of items co-engaged by a user in
+    :obj:`split.train_index` (:func:`~pyg_lightgode.sampler.sample_item_pairs`,
+    :obj:`pairs_per_epoch` fresh pairs per epoch, default one per training
+    interaction), served in minibatches of :obj:`batch_size` by a
+    :class:`~pyg_lightgode.sampler.PinSageLinkLoader` whose
+    :obj:`num_workers` CPU processes sample the next computation graphs
+    while the model computes (0: in the main process). The loss is the
+    max-margin loss with margin :obj:`margin` of every query against
+    :obj:`num_negatives` random items shared by the minibatch (at most the
+    catalogue) and, from epoch 2 on, :math:`\min(n - 1,`
+    :obj:`max_hard_negatives`:math:`)` hard negatives per query in epoch
+    :math:`n` (PPR band :obj:`hard_rank_range`; :obj:`hard_negatives=False`
+    disables them). Adam with learning rate :obj:`lr`, warmed up linearly
+    over the first epoch, then decayed by :obj:`lr_decay` per epoch
+    (smoothly, per batch).
+
+    Validation after every epoch: NDCG@:obj:`val_k` of all-item ranking on
+    :obj:`split.val_index` (training items excluded; test when there is no
+    validation part) with the embeddings of :func:`pinsage_embeddings` on
+    ONE fixed whole-catalogue neighbourhood (:obj:`max(num_neighbors)`
+    neighbours, the training walk arguments). Early stopping after
+    :obj:`patience` epochs without improvement, checkpoint/resume and seeds
+    as :class:`Trainer`.
+
+    Args:
+        model (PinSage): The model: item features (:obj:`in_channels`, from
+            :obj:`split.item_x`), ID embeddings (:obj:`num_nodes =
+            split.num_items`) or both.
+        split (BipartiteSplit): The data.
+        epochs (int): Maximum number of epochs. (default: :obj:`30`)
+        **kwargs: :obj:`batch_size` (512), :obj:`lr` (1e-3), :obj:`lr_decay`
+            (0.95), :obj:`weight_decay` (0), :obj:`margin` (1),
+            :obj:`num_negatives` (500), :obj:`hard_negatives` (True),
+            :obj:`max_hard_negatives` (5), :obj:`hard_rank_range`,
+            :obj:`num_neighbors` (:obj:`[10] * num_layers`), :obj:`num_walks`
+            (10), :obj:`num_traversals` (2), :obj:`restart_prob` (0.5),
+            :obj:`pairs_per_epoch`, :obj:`num_workers` (0),
+            :obj:`user_weighting` (:obj:`'mean'` or :obj:`'importance'`),
+            :obj:`val_k` (20); see :class:`PinSageTraining`.
+    """
+    seed_everything(seed)
+    training = PinSageTraining(model, split, seed=seed, **kwargs)
+    trainer = Trainer(model, [training.optimizer], max_epochs=epochs,
+                      patience=patience, checkpoint=checkpoint, resume=resume,
+                      generator=training.generator,
+                      schedulers=[training.scheduler], progress=progress,
+                      log=log)
+    return trainer.fit(training.loader, training.step, training.validate)
