@@ -35,7 +35,7 @@ from pyg_lightgode.training.distributed import (
 )
 from pyg_lightgode.training.recipes import sweep_propagation, train_lightgode
 
-GOWALLA = dict(dataset='gowalla', root='data/Gowalla', t=3.0, gamma=10.0,
+GOWALLA = dict(dataset='gowalla', root='data', t=3.0, gamma=10.0,
                batch_size=256, lr=1e-3, epochs=300, val_ratio=0.1)
 
 

@@ -7,7 +7,7 @@ import sys
 
 from lightgode_gowalla import main
 
-MOVIELENS = dict(dataset='movielens100k', root='data/MovieLens100K', t=1.0,
+MOVIELENS = dict(dataset='movielens100k', root='data', t=1.0,
                  gamma=2.0, batch_size=256, lr=1e-3, epochs=300,
                  val_ratio=None)
 

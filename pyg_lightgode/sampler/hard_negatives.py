@@ -101,7 +101,8 @@ class HardNegativeSampler:
 
     If fewer items than :obj:`lo` remain after exclusions, the band is
     moved to the last ranked items; a query with no candidate at all gets
-    uniformly random items.
+    uniformly random items. :meth:`precompute` computes every item's band
+    once (worth it when an epoch has more queries than there are items).
 
     Shapes:
         - **input:** query items :math:`(Q)`
@@ -125,6 +126,7 @@ class HardNegativeSampler:
         self.num_iterations = int(num_iterations)
         self.exclude_neighbors = bool(exclude_neighbors)
         self.chunk_size = int(chunk_size)
+        self._bands: Optional[Tuple[Tensor, Tensor]] = None  # precompute()
         # item -> user, then user -> item (transposed for column vectors).
         self.hops: List[Tensor] = [
             _transposed_transition(item_csr, num_users),
@@ -169,8 +171,10 @@ class HardNegativeSampler:
             for chunk in queries.split(self.chunk_size)
         ]) if queries.numel() > 0 else torch.zeros(0, self.num_items)
 
-    def _sample_chunk(self, queries: Tensor, num_negatives: int,
-                      generator: Optional[torch.Generator]) -> Tensor:
+    def _band_chunk(self, queries: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""The band of every query: :obj:`[Q, hi - lo]` candidates (the
+        first :obj:`width[q]` valid; :obj:`width = 0` when the query has no
+        candidate at all) and :obj:`width` :obj:`[Q]`."""
         scores, near = self._pagerank_chunk(queries)
         if self.exclude_neighbors:
             scores = scores.masked_fill(near, float('-inf'))
@@ -180,12 +184,34 @@ class HardNegativeSampler:
         top = scores.topk(min(hi, self.num_items), dim=1).indices
         hi_q = num_valid.clamp(max=hi)
         lo_q = torch.minimum(torch.full_like(hi_q, lo), hi_q - 1).clamp(min=0)
+        pos = lo_q.unsqueeze(1) + torch.arange(hi - lo)
+        band = top.gather(1, pos.clamp(max=top.size(1) - 1))
+        width = (hi_q - lo_q).clamp(min=0)
+        return band, width.masked_fill(num_valid == 0, 0)
+
+    def precompute(self) -> 'HardNegativeSampler':
+        r"""Computes the band of every item once (:math:`O(I \cdot (hi -
+        lo))` memory), after which sampling is a lookup; the draws are the
+        same as without it. Returns :obj:`self`."""
+        bands = [
+            self._band_chunk(chunk)
+            for chunk in torch.arange(self.num_items).split(self.chunk_size)
+        ]
+        self._bands = (torch.cat([b for b, _ in bands]),
+                       torch.cat([w for _, w in bands]))
+        return self
+
+    def _sample_chunk(self, queries: Tensor, num_negatives: int,
+                      generator: Optional[torch.Generator]) -> Tensor:
+        if self._bands is not None:
+            band, width = (t.index_select(0, queries) for t in self._bands)
+        else:
+            band, width = self._band_chunk(queries)
         rand = torch.rand(queries.numel(), num_negatives, dtype=torch.float64,
                           generator=generator)
-        width = (hi_q - lo_q).clamp(min=1).unsqueeze(1)
-        pos = lo_q.unsqueeze(1) + (rand * width).long().clamp(max=width - 1)
-        out = top.gather(1, pos.clamp(max=top.size(1) - 1))
-        none = num_valid == 0
+        span = width.clamp(min=1).unsqueeze(1)
+        out = band.gather(1, (rand * span).long().clamp(max=span - 1))
+        none = width == 0
         if bool(none.any()):
             out[none] = torch.randint(self.num_items,
                                       (int(none.sum()), num_negatives),

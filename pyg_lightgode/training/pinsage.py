@@ -37,6 +37,9 @@ from pyg_lightgode.training.trainer import Trainer, TrainResult, seed_everything
 
 USER_WEIGHTINGS = ('mean', 'importance')
 
+#: Hard-negative bands of all items are precomputed up to this size.
+MAX_PRECOMPUTED_BAND_ENTRIES = 10**8
+
 #: Seed of the one whole-catalogue neighbourhood used for evaluation, so
 #: that every evaluation (and a later test run) sees the same graph.
 EVAL_NEIGHBORHOOD_SEED = 0
@@ -258,9 +261,15 @@ class PinSageTraining:
             torch.Generator().manual_seed(seed)
         walk_kwargs = dict(num_walks=num_walks, num_traversals=num_traversals,
                            restart_prob=restart_prob)
-        hard = HardNegativeSampler(
-            split.train_index, U, I, rank_range=hard_rank_range,
-            alpha=restart_prob) if self.max_hard_negatives > 0 else None
+        hard = None
+        if self.max_hard_negatives > 0:
+            hard = HardNegativeSampler(split.train_index, U, I,
+                                       rank_range=hard_rank_range,
+                                       alpha=restart_prob)
+            lo, hi = hard.band
+            # One PPR per item once, rather than one per query and batch.
+            if I * (hi - lo) <= MAX_PRECOMPUTED_BAND_ENTRIES:
+                hard.precompute()
         self.sampler = PinSageSampler(split.train_index, U, I,
                                       num_neighbors=num_neighbors,
                                       hard_negatives=hard, seed=seed,

@@ -110,6 +110,12 @@ class LightGODEConv(MessagePassing):
     :meth:`~pyg_lightgode.data.BipartiteSplit.adj_t`) saves the conversion.
     Gradients flow to :obj:`x` through every method (torchdiffeq's methods
     are differentiated through their operations, not by the adjoint).
+    Under :meth:`torch.compile`, the sparse products run eagerly between
+    compiled pieces (Dynamo does not trace sparse tensors); adaptive methods
+    do not compile with the inductor backend. The global error of an
+    adaptive method can exceed :obj:`rtol` several times over, and
+    torchdiffeq's :obj:`"explicit_adams"` (up to order 12) is stable only for
+    small steps (about :obj:`0.005` or less on a normalized graph).
 
     Shapes:
         - **input:**
