@@ -69,6 +69,9 @@ def parse_args(defaults, argv=None):
         help='checkpoint path; an existing one is resumed')
     add('--sweep-t', default='0,0.5,1,1.5,2,2.5,3,4,5,7,10',
         help='comma-separated ODE times to sweep on validation')
+    add('--sweep-methods', default=None,
+        help="comma-separated solvers to sweep t with (default: --method), "
+        "e.g. 'euler,exact'")
     add('--layers', type=int, default=4,
         help='also report 0..L discrete LightGCN-style layers')
     add('--plot', default=None, help='save a PNG of the sweep (matplotlib)')
@@ -161,16 +164,26 @@ def run(args):
     print(f"test without propagation: {report['test_no_propagation']}")
 
     times = [float(x) for x in args.sweep_t.split(',') if x.strip()]
-    rows = sweep_propagation(model, split, times=times or None,
-                             num_layers=args.layers, part='val')
+    rows = []
+    for method in (args.sweep_methods or args.method).split(','):
+        model.conv.method = method
+        rows += sweep_propagation(model, split, times=times or None,
+                                  num_layers=0, part='val')
+    model.conv.method = args.method
+    if args.layers:
+        rows += sweep_propagation(model, split, num_layers=args.layers,
+                                  part='val')
     for row in rows:
         print(json.dumps(row))
     ode = [r for r in rows if 't' in r]
     if ode:
         best = max(ode, key=lambda r: r['ndcg@20'])
-        report['best_t'] = best['t']
+        method = best['propagation'][len('ode ('):-1]
+        report['best_t'], report['best_method'] = best['t'], method
+        model.conv.method = method
         report['test_at_best_t'] = test_metrics(model, split, best['t'])
-        print(f"best t on validation: {best['t']} -> test "
+        model.conv.method = args.method
+        print(f"best on validation: t={best['t']} ({method}) -> test "
               f"{report['test_at_best_t']}")
     report['sweep'] = rows
     if args.plot:

@@ -13,7 +13,7 @@ import sys
 from pinsage_movielens import main
 
 GOWALLA = dict(dataset='gowalla', root='data', input='ids', epochs=30,
-               batch_size=512, lr=1e-2, lr_decay=0.95, margin=0.1,
+               batch_size=512, lr=1e-2, lr_decay=0.95, margin=0.05,
                neighbors=10, walks=10, pairs_per_epoch=200_000, val_ratio=0.1)
 
 if __name__ == '__main__':

@@ -37,14 +37,18 @@ def test_lightgode_gowalla_example_on_a_tiny_fixture(tmp_path):
         'lightgode_gowalla.py', '--root', str(tmp_path / 'data'),
         '--raw-dir', str(tmp_path / 'src'), '--epochs', '3', '--dim', '8',
         '--batch-size', '16', '--val-ratio', '0.2', '--sweep-t', '0,1,3',
-        '--layers', '2', '--quiet', '--json', str(out_json), '--plot',
-        str(plot), '--checkpoint', str(tmp_path / 'ck.pt'))
-    assert 'best t on validation' in stdout
+        '--sweep-methods', 'euler,exact', '--layers', '2', '--quiet',
+        '--json', str(out_json), '--plot', str(plot), '--checkpoint',
+        str(tmp_path / 'ck.pt'))
+    assert 'best on validation' in stdout
     report = json.loads(out_json.read_text())
     assert 0 <= report['test']['recall@20'] <= 1
     assert report['best_t'] in (0.0, 1.0, 3.0)
     assert [r.get('t', r.get('layers')) for r in report['sweep']] == \
-        [0.0, 1.0, 3.0, 0, 1, 2]
+        [0.0, 1.0, 3.0, 0.0, 1.0, 3.0, 0, 1, 2]
+    assert report['best_method'] in ('euler', 'exact')
+    # t=0 is the unpropagated model for every solver.
+    assert report['sweep'][0]['ndcg@20'] == report['sweep'][3]['ndcg@20']
     # Resuming a finished run trains nothing more and reports the same.
     again = run_example(
         'lightgode_gowalla.py', '--root', str(tmp_path / 'data'),

@@ -25,6 +25,17 @@ from pyg_lightgode.training.pinsage import (
     user_item_importance,
 )
 
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny tensors: extra threads only add contention on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 NUM_CLUSTERS, USERS_PER, ITEMS_PER, ITEMS_PER_USER = 4, 12, 10, 7
 
 
@@ -274,3 +285,16 @@ def test_catalogue_neighborhood_is_fixed():
     b = catalogue_neighborhood(split, top_k=3, num_walks=4)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert torch.bincount(a[0][1], minlength=split.num_items).max() <= 3
+
+
+def test_normalized_output_is_unit_norm():
+    split = clustered_split()
+    model = small_model(split)
+    _, item_emb = pinsage_embeddings(model, split, top_k=3, num_walks=4)
+    assert torch.allclose(item_emb.norm(dim=-1), torch.ones(split.num_items),
+                          atol=1e-5)
+    raw = PinSage(num_nodes=split.num_items, hidden_channels=16,
+                  out_channels=16)
+    _, raw_emb = pinsage_embeddings(raw, split, top_k=3, num_walks=4)
+    assert not torch.allclose(raw_emb.norm(dim=-1),
+                              torch.ones(split.num_items), atol=1e-2)

@@ -6,7 +6,7 @@ validation by all-item user-to-item ranking with user embeddings pooled from
 their items' layer-wise inference embeddings, on :class:`Trainer` (early
 stopping, best weights, checkpoint/resume, seeds, progress)."""
 import math
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -33,7 +33,11 @@ from pyg_lightgode.sampler import (
 )
 from pyg_lightgode.sampler.hard_negatives import DEFAULT_RANK_RANGE, RankRange
 from pyg_lightgode.training.recipes import validation_evaluator
-from pyg_lightgode.training.trainer import Trainer, TrainResult, seed_everything
+from pyg_lightgode.training.trainer import (
+    Trainer,
+    TrainResult,
+    seed_everything,
+)
 
 USER_WEIGHTINGS = ('mean', 'importance')
 
@@ -361,7 +365,11 @@ def train_pinsage(model: PinSage, split: BipartiteSplit, epochs: int = 30,
     :class:`~pyg_lightgode.sampler.PinSageLinkLoader` whose
     :obj:`num_workers` CPU processes sample the next computation graphs
     while the model computes (0: in the main process). The loss is the
-    max-margin loss with margin :obj:`margin` of every query against
+    max-margin loss with margin :obj:`margin` (:math:`\Delta = 1`, as
+    DGL, suits the paper's unnormalised output; with
+    :obj:`PinSage(normalize_output=True)` the scores are cosines and
+    :math:`\Delta \approx 0.05` works, see the MovieLens example) of every
+    query against
     :obj:`num_negatives` random items shared by the minibatch (at most the
     catalogue) and, from epoch 2 on, :math:`\min(n - 1,`
     :obj:`max_hard_negatives`:math:`)` hard negatives per query in epoch

@@ -24,6 +24,8 @@ ADAPTIVE_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun')
 METHODS = ('exact', ) + FIXED_STEP_METHODS + ADAPTIVE_METHODS
 
 Times = Union[float, Sequence[float], Tensor]
+#: A block of target rows :obj:`(start, end, adj_t[start:end])`.
+RowBlock = Tuple[int, int, Tensor]
 
 
 class LightGODEConv(MessagePassing):
@@ -101,8 +103,27 @@ class LightGODEConv(MessagePassing):
             :obj:`rtol`. (default: :obj:`1e-7`)
         max_terms (int, optional): The most series terms :obj:`"exact"`
             computes before it raises an error. (default: :obj:`500`)
+        chunk_size (int, optional): If set, the sparse products and the
+            dense updates run over blocks of :obj:`chunk_size` target rows
+            (each block of rows of :math:`\hat{\mathbf{A}}` multiplies the
+            whole input), which bounds the temporaries to one block; the
+            results equal the unchunked ones. Can be overridden in
+            :meth:`forward`. (default: :obj:`None`, all rows at once)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
+
+    **Memory.** Besides the graph and :obj:`x`, with :math:`T` requested
+    times, a *table* of :math:`|\mathcal{V}| \times F` values and a *block*
+    of :obj:`chunk_size` :math:`\times F` values (inference, no
+    gradients): the one-step :obj:`"euler"` needs the :math:`T` output
+    tables plus a few blocks of temporaries; :obj:`"exact"` needs the
+    :math:`T` output tables, the running power
+    :math:`\hat{\mathbf{A}}^k \mathbf{X}` and its successor (two tables)
+    plus :math:`T` blocks. Without :obj:`chunk_size` the block is a whole
+    table. A :obj:`torchdiffeq` method needs what its solver keeps (a few
+    tables per stage); there :obj:`chunk_size` only bounds the sparse
+    products. :func:`pyg_lightgode.utils.chunked.save_embeddings` writes the result
+    to disk in row chunks.
 
     The graph is normalized and turned into a transposed CSR adjacency once
     per call, and every function evaluation is one sparse-dense matrix
@@ -137,6 +158,7 @@ class LightGODEConv(MessagePassing):
         rtol: float = 1e-5,
         atol: float = 1e-7,
         max_terms: int = 500,
+        chunk_size: Optional[int] = None,
         **kwargs,
     ):
         kwargs.setdefault('aggr', 'add')
@@ -168,6 +190,7 @@ class LightGODEConv(MessagePassing):
             raise ValueError(f"'max_terms' must be a positive integer "
                              f"(got {max_terms})")
         _parse_times(t)
+        _check_chunk_size(chunk_size)
         self.t = t
         self.method = method
         self.step_size = step_size
@@ -175,22 +198,27 @@ class LightGODEConv(MessagePassing):
         self.rtol = rtol
         self.atol = atol
         self.max_terms = int(max_terms)
+        self.chunk_size = chunk_size
 
     def reset_parameters(self):
         super().reset_parameters()  # Nothing learnable to reset.
 
     def forward(self, x: Tensor, edge_index: Adj,
                 edge_weight: OptTensor = None,
-                t: Optional[Times] = None) -> Tensor:
+                t: Optional[Times] = None,
+                chunk_size: Optional[int] = None) -> Tensor:
         times, single_time = _parse_times(self.t if t is None else t)
+        chunk_size = _check_chunk_size(
+            self.chunk_size if chunk_size is None else chunk_size)
         adj_t = self._normalized_adj_t(x, edge_index, edge_weight)
+        blocks = _row_blocks(adj_t, chunk_size)
 
         if self.method == 'exact':
-            out = self._exact(x, adj_t, times)
+            out = self._exact(x, blocks, times)
         elif self.step_size is None and self.method in FIXED_STEP_METHODS:
-            out = self._one_step_each(x, adj_t, times)
+            out = self._one_step_each(x, blocks, times)
         else:
-            out = self._integrate(x, adj_t, times)
+            out = self._integrate(x, blocks, times)
         return out[0] if single_time else out
 
     # Data-dependent checks and sparse-tensor construction break (and, on
@@ -251,28 +279,41 @@ class LightGODEConv(MessagePassing):
             adj_t, _ = gcn_norm(adj_t, None, num_nodes, add_self_loops=False)
         return adj_t
 
-    def _propagate(self, adj_t: Tensor, x: Tensor) -> Tensor:
+    def _propagate_rows(self, adj_rows: Tensor, x: Tensor) -> Tensor:
         # edge_weight=None: the weights are adj_t's values (they feed
         # `message` only when fusion is off, e.g. for explainers).
         # propagate_type: (x: Tensor, edge_weight: OptTensor)
-        return self.propagate(adj_t, x=x, edge_weight=None)
+        return self.propagate(adj_rows, x=x, edge_weight=None)
 
-    def _derivative(self, adj_t: Tensor,
+    def _propagate(self, blocks: List[RowBlock], x: Tensor) -> Tensor:
+        if len(blocks) == 1:
+            return self._propagate_rows(blocks[0][2], x)
+        out = x.new_empty(x.shape)
+        for start, end, adj_rows in blocks:
+            out[start:end] = self._propagate_rows(adj_rows, x)
+        return out
+
+    def _derivative(self, blocks: List[RowBlock],
                     x: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
         def derivative(time: Tensor, state: Tensor) -> Tensor:
-            return self._propagate(adj_t, state) + x
+            return self._propagate(blocks, state) + x
 
         return derivative
 
-    def _one_step_each(self, x: Tensor, adj_t: Tensor,
+    def _one_step_each(self, x: Tensor, blocks: List[RowBlock],
                        times: List[float]) -> Tensor:
         if self.method == 'euler':  # One step needs only dE/dt at t=0.
-            slope = self._derivative(adj_t, x)(x.new_zeros(()), x)
-            return torch.stack([x + time * slope for time in times])
+            out = x.new_empty((len(times), ) + x.shape)
+            for start, end, adj_rows in blocks:
+                x_rows = x[start:end]
+                slope = self._propagate_rows(adj_rows, x) + x_rows
+                for i, time in enumerate(times):
+                    out[i, start:end] = x_rows + time * slope
+            return out
         return torch.cat(
-            [self._integrate(x, adj_t, [time]) for time in times])
+            [self._integrate(x, blocks, [time]) for time in times])
 
-    def _integrate(self, x: Tensor, adj_t: Tensor,
+    def _integrate(self, x: Tensor, blocks: List[RowBlock],
                    times: List[float]) -> Tensor:
         try:
             from torchdiffeq import odeint
@@ -290,22 +331,28 @@ class LightGODEConv(MessagePassing):
             steps = torch.tensor(_step_grid(start + times, self.step_size),
                                  dtype=x.dtype, device=x.device)
             options['grid_constructor'] = lambda func, y0, t: steps
-        out = odeint(self._derivative(adj_t, x), x, grid, rtol=self.rtol,
+        out = odeint(self._derivative(blocks, x), x, grid, rtol=self.rtol,
                      atol=self.atol, method=self.method, options=options)
         return out[len(start):]
 
-    def _exact(self, x: Tensor, adj_t: Tensor, times: List[float]) -> Tensor:
+    def _exact(self, x: Tensor, blocks: List[RowBlock],
+               times: List[float]) -> Tensor:
         t = torch.tensor(times, dtype=torch.float64)
         power_coef = torch.ones_like(t)  # t^k / k!
-        out = (1 + t).to(x).view(-1, 1, 1) * x
+        out = x.new_empty((len(times), ) + x.shape)
+        x_coef = (1 + t).to(x).view(-1, 1, 1)
+        for start, end, _ in blocks:
+            out[:, start:end] = x_coef * x[start:end]
         power = x  # A^k x
         prev_terms = torch.full_like(t, float('inf'))
         abs_tol = self.atol * math.sqrt(x.numel())
         for k in range(1, self.max_terms + 1):
-            power = self._propagate(adj_t, power)
+            power = self._propagate(blocks, power)
             power_coef = power_coef * t / k
             coef = power_coef * (1 + t / (k + 1))
-            out = out + coef.to(x).view(-1, 1, 1) * power
+            power_coef_x = coef.to(x).view(-1, 1, 1)
+            for start, end, _ in blocks:  # In place, one block at a time.
+                out[:, start:end] += power_coef_x * power[start:end]
             terms = coef * float(power.detach().norm())
             tol = self.rtol * out.detach().flatten(1).norm(dim=1).double()
             # Small and shrinking at least geometrically, so the tail is too:
@@ -358,6 +405,36 @@ def _parse_times(t: Times) -> Tuple[List[float], bool]:
         raise ValueError(f"The times in 't' must be strictly increasing (got "
                          f"{times})")
     return times, single
+
+
+def _check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
+    if chunk_size is not None and (isinstance(chunk_size, bool)
+                                   or not isinstance(chunk_size, int)
+                                   or chunk_size <= 0):
+        raise ValueError(f"'chunk_size' must be a positive integer or None "
+                         f"(got {chunk_size!r})")
+    return chunk_size
+
+
+@torch.compiler.disable
+def _row_blocks(adj_t: Tensor, chunk_size: Optional[int]) -> List[RowBlock]:
+    r"""Splits the CSR :obj:`adj_t` (as :meth:`_normalized_adj_t` returns
+    it) into blocks of at most :obj:`chunk_size` rows; the blocks share
+    :obj:`adj_t`'s column indices and values."""
+    num_rows = adj_t.size(0)
+    if chunk_size is None or chunk_size >= num_rows:
+        return [(0, num_rows, adj_t)]
+    crow, col, value = (adj_t.crow_indices(), adj_t.col_indices(),
+                        adj_t.values())
+    bounds = crow[::chunk_size].tolist() + [int(crow[-1])]
+    blocks = []
+    for i, start in enumerate(range(0, num_rows, chunk_size)):
+        end = min(start + chunk_size, num_rows)
+        lo, hi = bounds[i], bounds[i + 1]
+        blocks.append((start, end, torch.sparse_csr_tensor(
+            crow[start:end + 1] - lo, col[lo:hi], value[lo:hi],
+            size=(end - start, adj_t.size(1)))))
+    return blocks
 
 
 def _check_features(x: Tensor):
