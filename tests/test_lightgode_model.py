@@ -82,11 +82,35 @@ def test_cache_is_invalidated_by_steps_and_state_dicts():
         reloaded = model.get_embedding(split.train_index)[0]
     assert torch.allclose(reloaded, first)  # ... and no stale result.
 
+    # Writes that do not bump version counters (fused optimizers, .data).
+    model.item_embedding.weight.data.mul_(2)
+    with torch.no_grad():
+        doubled = model.get_embedding(split.train_index)[1]
+    assert torch.allclose(doubled, fresh_items(model.state_dict(), split))
+
+    for fused in (False, True):
+        opt = torch.optim.Adam(model.parameters(), lr=0.1, fused=fused)
+        with torch.no_grad():
+            before = model.get_embedding(split.train_index)[0].clone()
+        model.loss(*split.train_index[:, :8]).backward()
+        opt.step()
+        with torch.no_grad():
+            after = model.get_embedding(split.train_index)[0]
+        assert not torch.allclose(before, after)
+
     other = LightGODE(split.num_users, split.num_items, 8)
     model.load_state_dict(other.state_dict())
     with torch.no_grad():
         assert torch.allclose(model.get_embedding(split.train_index)[0],
                               other.get_embedding(split.train_index)[0])
+
+
+def fresh_items(state, split):
+    r"""Item embeddings propagated from :obj:`state` by a fresh model."""
+    fresh = LightGODE(split.num_users, split.num_items, 8)
+    fresh.load_state_dict(state)
+    with torch.no_grad():
+        return fresh.get_embedding(split.train_index)[1]
 
 
 def test_multi_time_embedding_and_discrepancy():

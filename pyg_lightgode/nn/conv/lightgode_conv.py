@@ -122,8 +122,8 @@ class LightGODEConv(MessagePassing):
     plus :math:`T` blocks. Without :obj:`chunk_size` the block is a whole
     table. A :obj:`torchdiffeq` method needs what its solver keeps (a few
     tables per stage); there :obj:`chunk_size` only bounds the sparse
-    products. :func:`pyg_lightgode.utils.chunked.save_embeddings` writes the result
-    to disk in row chunks.
+    products. :func:`pyg_lightgode.utils.chunked.save_embeddings` writes
+    the result to disk in row chunks.
 
     The graph is normalized and turned into a transposed CSR adjacency once
     per call, and every function evaluation is one sparse-dense matrix
