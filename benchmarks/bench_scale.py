@@ -24,7 +24,8 @@ Every stage runs in its own process, which resets its peak resident memory
 loaded, so the peak belongs to the timed work; the table shows that peak,
 its growth over the resident memory before the work ("+MB"), and the
 growth in multiples of the stage's embedding table (all nodes, or items
-for PinSage). The last columns are the
+for PinSage). The processes run with ``MALLOC_MMAP_THRESHOLD_=1048576`` so
+that freed tensors leave the resident memory. The last columns are the
 growth from the smallest to the largest scale, next to the growth of the
 edges.
 
@@ -64,6 +65,10 @@ STAGES = (
 )
 #: The processes; the euler one also writes the store (the 'write' stage).
 PROCESSES = ('euler', 'exact', 'neighbourhood', 'pinsage', 'retrieval')
+#: glibc hands every block of 1 MiB or more back to the system when freed
+#: (its default threshold adapts up to 32 MiB and keeps freed memory
+#: resident), so that resident memory follows the live tensors.
+CHILD_ENV = {**os.environ, 'MALLOC_MMAP_THRESHOLD_': str(2**20)}
 #: What a process runs on a tiny graph before it measures (inputs first).
 WARM_UP = {
     'pinsage': ('neighbourhood', 'pinsage'),
@@ -232,7 +237,7 @@ def measure(scale: float, args, deadline: float) -> Dict[str, Dict]:
                    str(args.retrieval_users), '--seed', str(args.seed)]
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True,
-                                      timeout=left)
+                                      timeout=left, env=CHILD_ENV)
             except subprocess.TimeoutExpired:
                 print(f'[{scale:g}x] {stage}: stopped at the time budget')
                 continue

@@ -32,11 +32,11 @@ MODES = {
     'full': dict(epochs=300, patience=10),
 }
 SETTINGS = {  # Per model: batch size and learning rate.
-    'lightgode': dict(batch_size=1024, lr=5e-3),
+    'lightgode': dict(batch_size=1024, lr=5e-3),  # Gowalla; see below.
     'mf-bpr': dict(batch_size=2048, lr=1e-3),
     'lightgcn-2': dict(batch_size=2048, lr=1e-3),
     'lightgcn-3': dict(batch_size=2048, lr=1e-3),
-    'pinsage': dict(batch_size=512, lr=1e-3),
+    'pinsage': dict(batch_size=512, lr=1e-2),
 }
 STUDY_TIMES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0]
 
@@ -107,9 +107,15 @@ def run_model(args) -> dict:
     if name == 'lightgode':
         from pyg_lightgode.nn.models import LightGODE
         from pyg_lightgode.training.recipes import train_lightgode
-        gamma = 10.0 if args.dataset == 'gowalla' else 2.0
+        # Measured choices: gamma 2 on Gowalla (SPEC 6); on MovieLens-100K
+        # the uniformity must be weaker (gamma 0.5, lr 1e-3, batch 256).
+        if args.dataset == 'gowalla':
+            gamma = 2.0
+        else:
+            gamma = 0.5
+            opts.update(batch_size=256, lr=1e-3)
         model = LightGODE(split.num_users, split.num_items, 64, t=args.t,
-                          gamma=gamma, sparse=True)
+                          gamma=gamma)
         result = train_lightgode(model, split, **opts, **common)
         (users, items), prop_s = timed(
             lambda: model.get_embedding(split.train_index))
@@ -121,12 +127,16 @@ def run_model(args) -> dict:
             pinsage_embeddings,
             train_pinsage,
         )
+        # The MovieLens example's settings: features + IDs, cosine scores.
         model = PinSage(num_nodes=split.num_items, in_channels=(
             split.item_x.size(1) if split.item_x is not None else None),
-                        hidden_channels=64, out_channels=64, num_layers=2)
+                        hidden_channels=64, out_channels=64, num_layers=2,
+                        normalize_output=True)
+        opts.update(margin=0.05, num_neighbors=[10, 10],
+                    hard_negatives=args.dataset != 'gowalla')
         result = train_pinsage(model, split, **opts, **common)
         (users, items), prop_s = timed(
-            lambda: pinsage_embeddings(model, split))
+            lambda: pinsage_embeddings(model, split, top_k=10))
     else:
         from torch_geometric.nn.models import LightGCN
         from pyg_lightgode.training.recipes import train_bpr

@@ -131,6 +131,10 @@ def test_store_round_trip(tmp_path, dtype):
     assert torch.equal(reopened[3:9], emb[3:9])
     assert torch.equal(reopened[-1], emb[-1])
     assert torch.equal(reopened[torch.tensor([7, 2, 7])], emb[[7, 2, 7]])
+    ids = torch.tensor([22, 0, 5, 4, 22, 13, 12])
+    for chunk_size in (1, 2, 5, 100):
+        assert torch.equal(reopened.take(ids, chunk_size), emb[ids])
+    assert reopened.take(torch.tensor([], dtype=torch.long)).shape == (0, 5)
     assert np.array_equal(reopened.memmap(), emb.numpy())
     items = reopened.narrow(10, 13)
     assert items.shape == (13, 5)

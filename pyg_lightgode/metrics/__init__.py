@@ -1,4 +1,9 @@
 r"""All-item ranking retrieval and evaluation."""
+from .item_to_item import (
+    item_to_item_metrics,
+    item_to_item_pairs,
+    item_to_item_ranks,
+)
 from .ranking import (
     RANKING_METRICS,
     RankingEvaluator,
@@ -13,4 +18,7 @@ __all__ = [
     'UserItemCSR',
     'evaluate_ranking',
     'recommend',
+    'item_to_item_metrics',
+    'item_to_item_pairs',
+    'item_to_item_ranks',
 ]

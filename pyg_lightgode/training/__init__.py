@@ -5,6 +5,8 @@ from .distributed import (
     init_distributed,
     wrap_ddp,
 )
+from .pinsage import PinSageTraining, pinsage_embeddings, train_pinsage
+from .recipes import train_bpr, train_lightgode, train_on_pairs
 from .trainer import (
     InteractionBatches,
     Trainer,
@@ -22,4 +24,10 @@ __all__ = [
     'Trainer',
     'TrainResult',
     'seed_everything',
+    'PinSageTraining',
+    'pinsage_embeddings',
+    'train_pinsage',
+    'train_bpr',
+    'train_lightgode',
+    'train_on_pairs',
 ]

@@ -87,9 +87,11 @@ class EmbeddingStore:
     the shape, data type and free-form metadata in the JSON header
     :obj:`path + ".json"`. Opening validates the two against each other and
     against the file size, so truncated or mismatched files raise a
-    :class:`ValueError` instead of returning garbage. Reads go through plain
-    file reads (:meth:`read`, :meth:`chunks`) or a short-lived memory map
-    (:meth:`take`), so only the rows asked for occupy memory.
+    :class:`ValueError` instead of returning garbage. Reads are plain file
+    reads of row ranges (:meth:`read`, :meth:`chunks`, :meth:`take`), so
+    only the rows asked for occupy memory; a memory map
+    (:meth:`memmap`) would keep every page it touched, and the pages the
+    kernel reads ahead, resident while it lives.
 
     Create a store with :meth:`create` (row chunk by row chunk) or
     :func:`save_embeddings`; a store only appears at :obj:`path` once all of
@@ -239,15 +241,26 @@ class EmbeddingStore:
                              f"bytes of rows [{start}, {end})")
         return torch.from_numpy(out)
 
-    def take(self, ids: Tensor) -> Tensor:
+    def take(self, ids: Tensor,
+             chunk_size: int = DEFAULT_CHUNK_SIZE) -> Tensor:
         r"""The rows :obj:`ids` (any order, repeats allowed) as a new
-        tensor."""
+        tensor, read chunk by chunk: of every chunk of :obj:`chunk_size`
+        rows holding some of :obj:`ids`, the span from the first to the last
+        of them."""
         ids = _check_row_ids(ids, self.num_rows, 'ids')
-        mapped = self.memmap()
-        try:
-            return torch.from_numpy(np.asarray(mapped[ids.numpy()]))
-        finally:
-            del mapped  # Unmaps: the touched pages leave this process.
+        chunk_size = _check_chunk_size(chunk_size)
+        out = torch.empty(ids.numel(), self.num_channels, dtype=self.dtype)
+        sorted_ids, order = ids.sort()
+        _, counts = torch.unique_consecutive(sorted_ids // chunk_size,
+                                             return_counts=True)
+        pos = 0
+        for count in counts.tolist():
+            part = sorted_ids[pos:pos + count]
+            start = int(part[0])
+            out[order[pos:pos + count]] = self.read(
+                start, int(part[-1]) + 1)[part - start]
+            pos += count
+        return out
 
     def memmap(self) -> np.memmap:
         r"""A read-only :class:`numpy.memmap` of the rows (its resident
@@ -496,6 +509,9 @@ def chunked_recommend(
     chunk; memory holds one user chunk, one item chunk,
     :obj:`batch_size` :math:`\times` :obj:`item_chunk_size` scores and the
     running :math:`2k` candidates of the user chunk.
+
+    Pass stores for bounded resident memory: a :class:`numpy.memmap` works
+    too, but keeps the pages it has read resident while it lives.
 
     Args:
         user_emb (torch.Tensor or numpy.ndarray or EmbeddingStore): User

@@ -112,10 +112,11 @@ class LightGODEConv(MessagePassing):
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
-    **Memory.** Besides the graph and :obj:`x`, with :math:`T` requested
-    times, a *table* of :math:`|\mathcal{V}| \times F` values and a *block*
-    of :obj:`chunk_size` :math:`\times F` values (inference, no
-    gradients): the one-step :obj:`"euler"` needs the :math:`T` output
+    **Memory.** Besides :obj:`x` and the graph (whose normalization
+    briefly holds an edge list of about 30 bytes per edge), with :math:`T`
+    requested times, a *table* of :math:`|\mathcal{V}| \times F` values
+    and a *block* of :obj:`chunk_size` :math:`\times F` values (inference,
+    no gradients): the one-step :obj:`"euler"` needs the :math:`T` output
     tables plus a few blocks of temporaries; :obj:`"exact"` needs the
     :math:`T` output tables, the running power
     :math:`\hat{\mathbf{A}}^k \mathbf{X}` and its successor (two tables)

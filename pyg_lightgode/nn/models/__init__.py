@@ -3,6 +3,7 @@ from .pinsage import (
     PinSage,
     max_margin_loss,
     neighborhood_blocks,
+    sampled_blocks,
     user_embedding,
     warmup_exponential_lr,
 )
@@ -13,6 +14,7 @@ __all__ = [
     'embedding_discrepancy',
     'max_margin_loss',
     'neighborhood_blocks',
+    'sampled_blocks',
     'user_embedding',
     'warmup_exponential_lr',
 ]
