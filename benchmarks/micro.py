@@ -143,7 +143,7 @@ def main():
     rows, per_batch, num_batches = epoch_times(split, args.batch_size,
                                                args.lightgcn_batches)
     peer = rows['PyG LightGCN-3 epoch (extrapolated)']
-    print(f'\n| training epoch | seconds | speed-up vs LightGCN-3 |\n|---|---|---|')
+    print('\n| training epoch | seconds | speed-up vs LightGCN-3 |\n|---|---|---|')
     for name, sec in rows.items():
         print(f'| {name} | {sec:.1f} | {peer / sec:.1f}x |')
     print(f'(LightGCN-3: {per_batch:.3f} s per batch x {num_batches} '

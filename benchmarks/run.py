@@ -34,8 +34,10 @@ MODES = {
 SETTINGS = {  # Per model: batch size and learning rate.
     'lightgode': dict(batch_size=1024, lr=5e-3),  # Gowalla; see below.
     'mf-bpr': dict(batch_size=2048, lr=1e-3),
-    'lightgcn-2': dict(batch_size=2048, lr=1e-3),
-    'lightgcn-3': dict(batch_size=2048, lr=1e-3),
+    # 1e-3 made LightGCN stop early on MovieLens-100K (0.20 Recall@20 vs
+    # 0.35 with 5e-3, measured).
+    'lightgcn-2': dict(batch_size=2048, lr=5e-3),
+    'lightgcn-3': dict(batch_size=2048, lr=5e-3),
     'pinsage': dict(batch_size=512, lr=1e-2),
 }
 STUDY_TIMES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0]

@@ -18,7 +18,7 @@ checkpoint and evaluates.
 """
 import argparse
 import json
-import os
+import resource
 import sys
 
 import torch
@@ -27,6 +27,7 @@ from pyg_lightgode.datasets import load_dataset
 from pyg_lightgode.metrics import evaluate_ranking
 from pyg_lightgode.nn.models import LightGODE
 from pyg_lightgode.training import seed_everything
+from pyg_lightgode.utils import write_json
 from pyg_lightgode.training.distributed import (
     destroy_distributed,
     init_distributed,
@@ -186,13 +187,14 @@ def run(args):
         print(f"best on validation: t={best['t']} ({method}) -> test "
               f"{report['test_at_best_t']}")
     report['sweep'] = rows
+    # Peak resident memory of the whole pipeline: load, train, propagate, rank.
+    report['peak_mib'] = resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak memory {report['peak_mib']:.0f} MiB")
     if args.plot:
         plot_sweep(rows, args.plot)
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=1)
+        write_json(report, args.json)
     return report
 
 

@@ -18,7 +18,6 @@ popularity) or ``--input ids``.
 """
 import argparse
 import json
-import os
 import sys
 
 import torch
@@ -32,6 +31,7 @@ from pyg_lightgode.metrics.item_to_item import (
 from pyg_lightgode.nn.models.pinsage import PinSage
 from pyg_lightgode.training import seed_everything
 from pyg_lightgode.training.pinsage import pinsage_embeddings, train_pinsage
+from pyg_lightgode.utils import write_json
 
 MOVIELENS = dict(dataset='movielens100k', root='data', input='both',
                  epochs=30, batch_size=512, lr=1e-2, lr_decay=0.95,
@@ -163,10 +163,7 @@ def main(defaults=MOVIELENS, argv=None):
     print(f"item-to-item (scaled MRR scale {args.mrr_scale:g}): "
           f"{report['item_to_item']}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)),
-                    exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(report, f, indent=1)
+        write_json(report, args.json)
     return report
 
 

@@ -18,13 +18,6 @@ from pyg_lightgode.utils.chunked import (
 )
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
-
 
 def random_interactions(num_users=7, num_items=9, seed=0):
     gen = torch.Generator().manual_seed(seed)

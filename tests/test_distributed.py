@@ -7,7 +7,6 @@ import torch
 import torch.multiprocessing as mp
 from torch_geometric.nn.models import LightGCN
 
-from pyg_lightgode.data import BipartiteSplit
 from pyg_lightgode.nn.models import LightGODE
 from pyg_lightgode.training import seed_everything
 from pyg_lightgode.training.distributed import (
@@ -26,24 +25,11 @@ from pyg_lightgode.training.recipes import (
     train_on_pairs,
 )
 
+from helpers import clustered_split
+
 WORLD_SIZE = 2
 EPOCHS = 2  # Of the 2-process runs; the resumed run goes on to 4.
 BATCH = 64  # Global batch; 240 pairs -> batches of 64, 64, 64, 48.
-
-
-def clustered_split(num_clusters=4, users_per=12, items_per=10, seed=0):
-    r"""Users interact only with items of their own cluster (5 training and
-    2 test items each): 48 users, 40 items, 240 training pairs."""
-    gen = torch.Generator().manual_seed(seed)
-    U, I = num_clusters * users_per, num_clusters * items_per
-    train, test = [], []
-    for u in range(U):
-        c = u // users_per
-        items = c * items_per + torch.randperm(items_per, generator=gen)[:7]
-        train += [(u, int(i)) for i in items[:5]]
-        test += [(u, int(i)) for i in items[5:]]
-    return BipartiteSplit(U, I, torch.tensor(train).t(),
-                          torch.tensor(test).t())
 
 
 def run_bpr(checkpoint=None, epochs=EPOCHS, log=None):

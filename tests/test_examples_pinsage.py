@@ -3,7 +3,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 import pyg_lightgode.datasets.gowalla as gowalla_module
 
@@ -15,13 +14,6 @@ import pinsage_movielens  # noqa: E402
 
 NUM_USERS, NUM_ITEMS, ITEMS_PER_USER = 16, 12, 7
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def user_items(user):

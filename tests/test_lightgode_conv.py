@@ -30,14 +30,6 @@ ACCURATE = [
 ]
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    # Tiny sparse products get slower, not faster, from threads on a busy box.
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
-
 
 def random_bipartite(num_users=6, num_items=8, seed=0):
     gen = torch.Generator().manual_seed(seed)

@@ -3,27 +3,14 @@ import math
 import pytest
 import torch
 
-from pyg_lightgode.data import BipartiteSplit, bipartite_to_homogeneous
+from pyg_lightgode.data import bipartite_to_homogeneous
 from pyg_lightgode.metrics import evaluate_ranking
 from pyg_lightgode.nn.models import LightGODE, embedding_discrepancy
 from pyg_lightgode.training.recipes import sweep_propagation, train_lightgode
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_adj
 
-
-def clustered_split(num_clusters=4, users_per=12, items_per=10, seed=0):
-    r"""Users interact only with items of their own cluster: a graph whose
-    test items are predictable, so a working model must beat random."""
-    gen = torch.Generator().manual_seed(seed)
-    U, I = num_clusters * users_per, num_clusters * items_per
-    train, test = [], []
-    for u in range(U):
-        c = u // users_per
-        items = c * items_per + torch.randperm(items_per, generator=gen)[:7]
-        train += [(u, int(i)) for i in items[:5]]
-        test += [(u, int(i)) for i in items[5:]]
-    return BipartiteSplit(U, I, torch.tensor(train).t(),
-                          torch.tensor(test).t())
+from helpers import clustered_split
 
 
 def dense_norm_adj(index, U, I):

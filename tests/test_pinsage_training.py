@@ -27,14 +27,6 @@ from pyg_lightgode.training.pinsage import (
 
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: extra threads only add contention on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 NUM_CLUSTERS, USERS_PER, ITEMS_PER, ITEMS_PER_USER = 4, 12, 10, 7
 

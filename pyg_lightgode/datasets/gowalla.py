@@ -1,6 +1,5 @@
 r"""The Gowalla dataset in the LightGCN split, and the checked reader of
 LightGCN's adjacency-list files."""
-import os
 import os.path as osp
 import re
 from typing import Callable, List, NamedTuple, Optional, Sequence

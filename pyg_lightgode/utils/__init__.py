@@ -4,7 +4,7 @@ from .chunked import (
     chunked_recommend,
     save_embeddings,
 )
-from .io import atomic_save, atomic_write
+from .io import atomic_save, atomic_write, write_json
 
 __all__ = [
     'EmbeddingStore',
@@ -13,4 +13,5 @@ __all__ = [
     'atomic_write',
     'chunked_recommend',
     'save_embeddings',
+    'write_json',
 ]

@@ -1,3 +1,4 @@
+import json
 import os
 from typing import Any, Callable
 
@@ -21,3 +22,11 @@ def atomic_write(write: Callable[[str], None], path: str) -> None:
 def atomic_save(obj: Any, path: str) -> None:
     r""":func:`torch.save` through :func:`atomic_write`."""
     atomic_write(lambda tmp: torch.save(obj, tmp), path)
+
+
+def write_json(obj: Any, path: str) -> None:
+    r"""Writes :obj:`obj` as indented JSON through :func:`atomic_write`."""
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=1)
+    atomic_write(write, path)
