@@ -47,10 +47,11 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def machine() -> str:
+def machine(threads: int) -> str:
     return (f'{platform.processor() or platform.machine()}, '
             f'{os.cpu_count()} cores, torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads')
+            f'{threads} torch threads per model, load average '
+            f'{os.getloadavg()[0]:.1f}')
 
 
 def test_metrics(split, users, items):
@@ -168,7 +169,7 @@ def run_model(args) -> dict:
     return out
 
 
-def markdown(rows, command, dataset) -> str:
+def markdown(rows, command, dataset, threads) -> str:
     lines = [f'#### {dataset}', '',
              '| model | Recall@20 | NDCG@20 | epochs to best (run) | s/epoch '
              '| train s | propagation s | peak MiB |',
@@ -196,7 +197,7 @@ def markdown(rows, command, dataset) -> str:
             lines.append(f"| {s['trained']} | {how} | {s['recall@20']:.4f} | "
                          f"{s['ndcg@20']:.4f} | {disc} |")
     lines += ['', f'Command: `{command}`  ',
-              f'Machine: {machine()}; date: '
+              f'Machine: {machine(threads)}; date: '
               f'{datetime.date.today().isoformat()}', '']
     return '\n'.join(lines)
 
@@ -282,7 +283,7 @@ def main(argv=None):
         print(f"{model}: recall@20 {row['recall@20']:.4f} ndcg@20 "
               f"{row['ndcg@20']:.4f} ({row['wall_seconds']:.0f} s)",
               flush=True)
-    table = markdown(rows, command, args.dataset)
+    table = markdown(rows, command, args.dataset, args.threads)
     print(table)
     if args.plot:
         plot_study(rows, args.plot)
