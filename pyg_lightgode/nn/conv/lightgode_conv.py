@@ -7,11 +7,9 @@ from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor, SparseTensor
-from torch_geometric.utils import (
-    is_torch_sparse_tensor,
-    spmm,
-    to_torch_csr_tensor,
-)
+from torch_geometric.utils import spmm, to_torch_csr_tensor
+
+from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
 
 #: :obj:`torchdiffeq` methods integrating on a fixed grid (take
 #: :obj:`step_size`).
@@ -232,12 +230,7 @@ class LightGODEConv(MessagePassing):
         :obj:`x`'s dtype, whatever form the graph came in."""
         _check_features(x)
         num_nodes = x.size(0)
-        if isinstance(edge_index, SparseTensor) or is_torch_sparse_tensor(
-                edge_index):
-            if edge_weight is not None:
-                raise ValueError("'edge_weight' must be None when the graph "
-                                 "is a sparse adjacency matrix (its values "
-                                 "are the edge weights)")
+        if is_sparse_adjacency(edge_index, edge_weight):
             size = list(edge_index.sizes() if isinstance(
                 edge_index, SparseTensor) else edge_index.shape)
             if size != [num_nodes, num_nodes]:

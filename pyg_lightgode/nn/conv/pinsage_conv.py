@@ -8,7 +8,9 @@ from torch_geometric.index import ptr2index
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, SparseTensor
-from torch_geometric.utils import is_torch_sparse_tensor, scatter, spmm
+from torch_geometric.utils import scatter, spmm
+
+from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
 
 POOLINGS = ('importance', 'mean', 'max')
 
@@ -201,12 +203,7 @@ class PinSAGEConv(MessagePassing):
         :obj:`num_targets` defaults to the number of sources (or the row
         count of a sparse adjacency)."""
         num_src = messages.size(0)
-        if isinstance(edge_index, SparseTensor) or is_torch_sparse_tensor(
-                edge_index):
-            if edge_weight is not None:
-                raise ValueError("'edge_weight' must be None when "
-                                 "'edge_index' is a sparse adjacency (its "
-                                 "values are the weights)")
+        if is_sparse_adjacency(edge_index, edge_weight):
             edge_index = self._pooling_adj_t(edge_index, messages,
                                              num_targets)
             size = None
