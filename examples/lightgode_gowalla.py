@@ -54,7 +54,7 @@ def parse_args(defaults, argv=None):
     add('--batch-size', type=int, default=defaults['batch_size'],
         help='global batch: split across processes under torchrun')
     add('--lr', type=float, default=defaults['lr'])
-    add('--weight-decay', type=float, default=0.0)
+    add('--weight-decay', type=float, default=defaults.get('weight_decay', 0))
     add('--dim', type=int, default=64)
     add('--gamma', type=float, default=defaults['gamma'])
     add('--t', type=float, default=defaults['t'],
