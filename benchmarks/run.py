@@ -56,9 +56,8 @@ def machine(threads: int) -> str:
 
 def test_metrics(split, users, items):
     from pyg_lightgode.metrics import evaluate_ranking
-    exclude = [split.train_index] + ([split.val_index]
-                                     if split.val_index is not None else [])
-    return evaluate_ranking(users, items, split.test_index, exclude=exclude,
+    return evaluate_ranking(users, items, split.test_index,
+                            exclude=split.known_interactions('test'),
                             ks=(20, ), metrics=('recall', 'ndcg'))
 
 

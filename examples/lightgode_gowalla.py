@@ -93,12 +93,10 @@ def load(args):
 
 
 def test_metrics(model, split, t, ks=(20, )):
-    exclude = [split.train_index]
-    if split.val_index is not None:
-        exclude.append(split.val_index)
     with torch.no_grad():
         users, items = model.get_embedding(split.train_index, t=t)
-    return evaluate_ranking(users, items, split.test_index, exclude=exclude,
+    return evaluate_ranking(users, items, split.test_index,
+                            exclude=split.known_interactions('test'),
                             ks=ks, metrics=('recall', 'ndcg'))
 
 

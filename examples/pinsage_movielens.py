@@ -142,16 +142,14 @@ def main(defaults=MOVIELENS, argv=None):
     user_emb, item_emb = pinsage_embeddings(
         model, split, top_k=args.neighbors,
         user_weighting=args.user_weighting, **walk_options(args))
-    exclude = [split.train_index]
-    if split.val_index is not None:
-        exclude.append(split.val_index)
     report = {'args': vars(args), 'best_epoch': result.best_epoch,
               'epochs_run': result.epochs_run,
               'seconds_per_epoch': result.seconds_per_epoch,
               'history': result.history}
-    report['test'] = evaluate_ranking(user_emb, item_emb, split.test_index,
-                                      exclude=exclude, ks=(20, ),
-                                      metrics=('recall', 'ndcg'))
+    report['test'] = evaluate_ranking(
+        user_emb, item_emb, split.test_index,
+        exclude=split.known_interactions('test'), ks=(20, ),
+        metrics=('recall', 'ndcg'))
     query, target = item_to_item_pairs(
         split.train_index, split.test_index, split.num_users,
         split.num_items, torch.Generator().manual_seed(args.seed))

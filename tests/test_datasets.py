@@ -425,3 +425,18 @@ def test_real_movielens_100k(tmp_path):
         raw_user = table.user_ids[table.index[0].numpy()]
         assert (raw_user == ratings[:, 0]).all()
         assert (table.rating.numpy() == ratings[:, 2]).all()
+
+
+def test_known_interactions_exclude_what_ranking_a_part_must_skip():
+    train = torch.tensor([[0, 1], [0, 1]])
+    val = torch.tensor([[0], [2]])
+    test = torch.tensor([[1], [2]])
+    split = BipartiteSplit(2, 3, train, test, val_index=val)
+    assert [t.tolist() for t in split.known_interactions('val')] == \
+        [train.tolist()]
+    assert [t.tolist() for t in split.known_interactions('test')] == \
+        [train.tolist(), val.tolist()]
+    no_val = BipartiteSplit(2, 3, train, test)
+    assert len(no_val.known_interactions('test')) == 1
+    with pytest.raises(ValueError, match="'part'"):
+        split.known_interactions('train+val')

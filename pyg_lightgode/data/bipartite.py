@@ -8,7 +8,7 @@ in :obj:`0..num_items-1`. In the homogeneous graph users keep their ids and
 items are offset by :obj:`num_users`.
 """
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -177,6 +177,15 @@ class BipartiteSplit:
         if index is None:
             raise ValueError(f"this split has no '{name}' interactions")
         return index
+
+    def known_interactions(self, part: str) -> List[Tensor]:
+        r"""The interactions to exclude when ranking :obj:`part`: training
+        for 'val', training and validation (if any) for 'test'."""
+        self.part(part)  # Validates the name.
+        known = [self.train_index]
+        if part == 'test' and self.val_index is not None:
+            known.append(self.val_index)
+        return known
 
     def stats(self) -> Dict[str, int]:
         out = {'num_users': self.num_users, 'num_items': self.num_items,

@@ -224,10 +224,8 @@ def sweep_propagation(model, split: BipartiteSplit, times=None,
     from pyg_lightgode.nn.models.lightgode import embedding_discrepancy
     if part == 'val' and split.val_index is None:
         part = 'test'
-    exclude = [split.train_index]
-    if part == 'test' and split.val_index is not None:
-        exclude.append(split.val_index)
-    evaluator = RankingEvaluator(split.part(part), exclude=exclude,
+    evaluator = RankingEvaluator(split.part(part),
+                                 exclude=split.known_interactions(part),
                                  num_users=split.num_users,
                                  num_items=split.num_items, ks=ks,
                                  metrics=('recall', 'ndcg'),
