@@ -32,7 +32,7 @@ MODES = {
     'full': dict(epochs=300, patience=10),
 }
 SETTINGS = {  # Per model: batch size and learning rate.
-    'lightgode': dict(batch_size=1024, lr=5e-3),  # Gowalla; see below.
+    'lightgode': {},  # LIGHTGODE_SETTINGS, per dataset.
     'mf-bpr': dict(batch_size=2048, lr=1e-3),
     # 1e-3 made LightGCN stop early on MovieLens-100K (0.20 Recall@20 vs
     # 0.35 with 5e-3, measured).
@@ -109,16 +109,14 @@ def run_model(args) -> dict:
     if name == 'lightgode':
         from pyg_lightgode.nn.models import LightGODE
         from pyg_lightgode.training.recipes import train_lightgode
-        # Measured choices: gamma 2 on Gowalla (SPEC 6); on MovieLens-100K
-        # weaker uniformity and weight decay (gamma 0.5, wd 1e-3, lr 1e-3,
-        # batch 256: best validation NDCG@20 of a small grid).
-        if args.dataset == 'gowalla':
-            gamma = 2.0
-        else:
-            gamma = 0.5
-            opts.update(batch_size=256, lr=1e-3, weight_decay=1e-3)
+        from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+        tuned = dict(LIGHTGODE_SETTINGS.get(
+            args.dataset, LIGHTGODE_SETTINGS['movielens100k']))
         model = LightGODE(split.num_users, split.num_items, 64, t=args.t,
-                          gamma=gamma)
+                          gamma=tuned.pop('gamma'),
+                          sparse=tuned.pop('sparse'))
+        tuned.pop('t')
+        opts.update(tuned)
         result = train_lightgode(model, split, **opts, **common)
         (users, items), prop_s = timed(
             lambda: model.get_embedding(split.train_index))

@@ -34,13 +34,17 @@ from pyg_lightgode.training.distributed import (
     is_main_process,
     main_process_first,
 )
-from pyg_lightgode.training.recipes import sweep_propagation, train_lightgode
+from pyg_lightgode.training.recipes import (
+    LIGHTGODE_SETTINGS,
+    sweep_propagation,
+    train_lightgode,
+)
 
-# The official recipe is gamma 10, batch 256, lr 1e-3 (SPEC 1.1); gamma 2,
-# batch 1024, lr 5e-3 learns faster on 2 CPU cores with the same one-step
-# ODE (measured numbers in BENCHMARKS.md section 2).
-GOWALLA = dict(dataset='gowalla', root='data', t=3.0, gamma=2.0,
-               batch_size=1024, lr=5e-3, epochs=300, val_ratio=0.1)
+# Tuned settings (LIGHTGODE_SETTINGS; the official recipe is gamma 10,
+# batch 256, lr 1e-3, dense Adam: SPEC 1.1). Measured in BENCHMARKS.md
+# section 2.
+GOWALLA = dict(dataset='gowalla', root='data', epochs=300, val_ratio=0.1,
+               **LIGHTGODE_SETTINGS['gowalla'])
 
 
 def parse_args(defaults, argv=None):
@@ -63,8 +67,10 @@ def parse_args(defaults, argv=None):
         help="ODE solver: 'euler' without --step-size is the official one "
         "step; 'exact', 'rk4', 'dopri5', ... solve accurately")
     add('--step-size', type=float, default=None)
-    add('--sparse', action='store_true',
-        help='sparse embedding gradients with SparseAdam')
+    add('--sparse', action=argparse.BooleanOptionalAction,
+        default=defaults.get('sparse', False),
+        help='sparse embedding gradients with (lazy) SparseAdam; '
+        '--no-sparse for dense Adam')
     add('--patience', type=int, default=10)
     add('--val-ratio', type=float, default=defaults['val_ratio'],
         help='per-user share of training pairs held out for validation')
@@ -152,7 +158,7 @@ def run(args):
         model, split, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
         seed=args.seed, checkpoint=args.checkpoint, progress=not args.quiet,
-        log=None if args.quiet else lambda r: print(json.dumps(r)))
+        log=lambda r: print(json.dumps(r), flush=True))
     if not main:
         return None  # Replicas are identical; rank 0 evaluates and reports.
     print(f'best epoch {result.best_epoch} (val NDCG@20 '

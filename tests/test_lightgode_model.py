@@ -6,6 +6,7 @@ import torch
 from pyg_lightgode.data import bipartite_to_homogeneous
 from pyg_lightgode.metrics import evaluate_ranking
 from pyg_lightgode.nn.models import LightGODE, embedding_discrepancy
+from pyg_lightgode.nn.models.lightgode import uniformity_loss
 from pyg_lightgode.training.recipes import sweep_propagation, train_lightgode
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import to_dense_adj
@@ -35,6 +36,21 @@ def test_loss_matches_direct_computation():
 
     expected = float(align) + 2.5 * (unif(u) + unif(i)) / 2
     assert float(model.loss(users, items)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_uniformity_gradient_matches_pdist_form():
+    # The loss takes the gradient through one factor of x x^T and doubles
+    # it; that must equal autograd through torch.pdist, repeated rows too.
+    torch.manual_seed(0)
+    x = torch.randn(9, 5, dtype=torch.float64)
+    x[3] = x[0]
+    a = x.clone().requires_grad_()
+    b = x.clone().requires_grad_()
+    uniformity_loss(a).backward()
+    y = torch.nn.functional.normalize(b, dim=-1)
+    torch.pdist(y).pow(2).mul(-2).exp().mean().log().backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-12)
+    assert a.grad.abs().max() > 1e-3
 
 
 def test_get_embedding_is_the_one_step_euler_by_default():

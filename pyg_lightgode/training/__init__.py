@@ -6,7 +6,12 @@ from .distributed import (
     wrap_ddp,
 )
 from .pinsage import PinSageTraining, pinsage_embeddings, train_pinsage
-from .recipes import train_bpr, train_lightgode, train_on_pairs
+from .recipes import (
+    LIGHTGODE_SETTINGS,
+    train_bpr,
+    train_lightgode,
+    train_on_pairs,
+)
 from .trainer import (
     InteractionBatches,
     Trainer,
@@ -27,6 +32,7 @@ __all__ = [
     'PinSageTraining',
     'pinsage_embeddings',
     'train_pinsage',
+    'LIGHTGODE_SETTINGS',
     'train_bpr',
     'train_lightgode',
     'train_on_pairs',
