@@ -108,15 +108,16 @@ def run_model(args) -> dict:
     study = []
     if name == 'lightgode':
         from pyg_lightgode.nn.models import LightGODE
-        from pyg_lightgode.training.recipes import train_lightgode
-        from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
-        tuned = dict(LIGHTGODE_SETTINGS.get(
-            args.dataset, LIGHTGODE_SETTINGS['movielens100k']))
+        from pyg_lightgode.training.recipes import (
+            LIGHTGODE_SETTINGS,
+            train_lightgode,
+        )
+        tuned = LIGHTGODE_SETTINGS.get(args.dataset,
+                                       LIGHTGODE_SETTINGS['movielens100k'])
         model = LightGODE(split.num_users, split.num_items, 64, t=args.t,
-                          gamma=tuned.pop('gamma'),
-                          sparse=tuned.pop('sparse'))
-        tuned.pop('t')
-        opts.update(tuned)
+                          gamma=tuned['gamma'], sparse=tuned['sparse'])
+        opts.update({key: tuned[key]
+                     for key in ('batch_size', 'lr', 'weight_decay')})
         result = train_lightgode(model, split, **opts, **common)
         (users, items), prop_s = timed(
             lambda: model.get_embedding(split.train_index))

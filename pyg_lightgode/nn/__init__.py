@@ -1,24 +1,6 @@
-from .conv import LightGODEConv, PinSAGEConv
-from .models import (
-    LightGODE,
-    PinSage,
-    embedding_discrepancy,
-    max_margin_loss,
-    neighborhood_blocks,
-    sampled_blocks,
-    user_embedding,
-    warmup_exponential_lr,
-)
+from .conv import *  # noqa: F401,F403
+from .conv import __all__ as conv_all
+from .models import *  # noqa: F401,F403
+from .models import __all__ as models_all
 
-__all__ = [
-    'LightGODEConv',
-    'PinSAGEConv',
-    'LightGODE',
-    'PinSage',
-    'embedding_discrepancy',
-    'max_margin_loss',
-    'neighborhood_blocks',
-    'sampled_blocks',
-    'user_embedding',
-    'warmup_exponential_lr',
-]
+__all__ = conv_all + models_all
