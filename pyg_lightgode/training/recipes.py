@@ -35,10 +35,12 @@ LIGHTGODE_SETTINGS = {
     # and 10 at equal wall time.
     'gowalla': dict(t=3.0, gamma=5.0, sparse=True, batch_size=1024,
                     lr=5e-3, weight_decay=0.0),
-    # MovieLens-100K: a dense catalogue wants weaker uniformity and a
-    # regulariser (best validation NDCG@20 of a gamma x weight decay grid).
-    'movielens100k': dict(t=3.0, gamma=0.5, sparse=False, batch_size=256,
-                          lr=1e-3, weight_decay=1e-3),
+    # MovieLens-100K: a dense catalogue wants much weaker uniformity, and
+    # lazy Adam again beats dense Adam (best validation NDCG@20 of a gamma x
+    # lr grid). The optimum is narrow: gamma 0.3 collapses after two epochs,
+    # gamma 0.5 learns several times slower.
+    'movielens100k': dict(t=3.0, gamma=0.4, sparse=True, batch_size=256,
+                          lr=1e-2, weight_decay=0.0),
 }
 
 
