@@ -114,7 +114,8 @@ def run_model(args) -> dict:
         )
         tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                        LIGHTGODE_SETTINGS['movielens100k'])
-        model = LightGODE(split.num_users, split.num_items, 64, t=args.t,
+        t = tuned['t'] if args.t is None else args.t
+        model = LightGODE(split.num_users, split.num_items, 64, t=t,
                           gamma=tuned['gamma'], sparse=tuned['sparse'])
         opts.update({key: tuned[key]
                      for key in ('batch_size', 'lr', 'weight_decay')})
@@ -244,7 +245,8 @@ def main(argv=None):
     add('--models', default=','.join(MODELS))
     add('--mode', default='quick', choices=list(MODES))
     add('--epochs', type=int, default=None, help='override the mode')
-    add('--t', type=float, default=3.0, help='LightGODE ODE time')
+    add('--t', type=float, default=None,
+        help="LightGODE ODE time (default: LIGHTGODE_SETTINGS' t)")
     add('--seed', type=int, default=2020)
     add('--threads', type=int, default=torch.get_num_threads())
     add('--study', action='store_true',
