@@ -1,5 +1,5 @@
 import math
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -10,18 +10,17 @@ from torch_geometric.typing import Adj, OptTensor, SparseTensor
 from torch_geometric.utils import spmm, to_torch_csr_tensor
 
 from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
+from pyg_lightgode.nn.ode import (  # noqa: F401 (re-exported)
+    ADAPTIVE_METHODS,
+    DEFAULT_MAX_STEPS,
+    FIXED_STEP_METHODS,
+    METHODS,
+    Times,
+    check_method,
+    integrate,
+)
+from pyg_lightgode.nn.ode import parse_times as _parse_times
 
-#: :obj:`torchdiffeq` methods integrating on a fixed grid (take
-#: :obj:`step_size`).
-FIXED_STEP_METHODS = ('euler', 'midpoint', 'heun2', 'heun3', 'rk4',
-                      'explicit_adams', 'implicit_adams', 'fixed_adams')
-#: :obj:`torchdiffeq` methods choosing their steps from :obj:`rtol` and
-#: :obj:`atol`.
-ADAPTIVE_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun')
-#: Every valid :obj:`method` of :class:`LightGODEConv`.
-METHODS = ('exact', ) + FIXED_STEP_METHODS + ADAPTIVE_METHODS
-
-Times = Union[float, Sequence[float], Tensor]
 #: A block of target rows :obj:`(start, end, adj_t[start:end])`.
 RowBlock = Tuple[int, int, Tensor]
 
@@ -107,6 +106,10 @@ class LightGODEConv(MessagePassing):
             whole input), which bounds the temporaries to one block; the
             results equal the unchunked ones. Can be overridden in
             :meth:`forward`. (default: :obj:`None`, all rows at once)
+        max_steps (int, optional): The most steps (fixed-step methods) or
+            function evaluations (adaptive methods) of one solve; beyond it
+            :class:`~pyg_lightgode.nn.ode.ODESolverError` is raised instead
+            of running on. (default: :obj:`10000`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
@@ -158,6 +161,7 @@ class LightGODEConv(MessagePassing):
         atol: float = 1e-7,
         max_terms: int = 500,
         chunk_size: Optional[int] = None,
+        max_steps: int = DEFAULT_MAX_STEPS,
         **kwargs,
     ):
         kwargs.setdefault('aggr', 'add')
@@ -170,21 +174,7 @@ class LightGODEConv(MessagePassing):
                              f"{self.__class__.__name__}, which propagates "
                              f"through a sparse 'adj_t' (got {self.flow!r}); "
                              f"flip 'edge_index' instead")
-        if method not in METHODS:
-            raise ValueError(f"Unknown 'method' {method!r}; valid methods "
-                             f"are: {', '.join(METHODS)}")
-        if step_size is not None:
-            if method not in FIXED_STEP_METHODS:
-                raise ValueError(f"'step_size' applies only to the fixed-step "
-                                 f"methods {', '.join(FIXED_STEP_METHODS)} "
-                                 f"(got method={method!r})")
-            if not (math.isfinite(step_size) and step_size > 0):
-                raise ValueError(f"'step_size' must be a positive number "
-                                 f"(got {step_size})")
-        for name, value in (('rtol', rtol), ('atol', atol)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"'{name}' must be a positive number "
-                                 f"(got {value})")
+        check_method(method, step_size, rtol, atol, max_steps)
         if int(max_terms) < 1:
             raise ValueError(f"'max_terms' must be a positive integer "
                              f"(got {max_terms})")
@@ -198,6 +188,7 @@ class LightGODEConv(MessagePassing):
         self.atol = atol
         self.max_terms = int(max_terms)
         self.chunk_size = chunk_size
+        self.max_steps = max_steps
 
     def reset_parameters(self):
         super().reset_parameters()  # Nothing learnable to reset.
@@ -304,30 +295,12 @@ class LightGODEConv(MessagePassing):
                 for i, time in enumerate(times):
                     out[i, start:end] = x_rows + time * slope
             return out
-        return torch.cat(
-            [self._integrate(x, blocks, [time]) for time in times])
+        return self._integrate(x, blocks, times)
 
     def _integrate(self, x: Tensor, blocks: List[RowBlock],
                    times: List[float]) -> Tensor:
-        try:
-            from torchdiffeq import odeint
-        except ImportError as e:  # pragma: no cover
-            raise ImportError(f"method={self.method!r} requires 'torchdiffeq' "
-                              f"(pip install torchdiffeq); method='exact' "
-                              f"does not") from e
-
-        start = [] if times[0] == 0 else [0.0]
-        if len(start) + len(times) == 1:  # Only t = 0 was asked for.
-            return x.unsqueeze(0)
-        grid = torch.tensor(start + times, dtype=x.dtype, device=x.device)
-        options = {}
-        if self.step_size is not None:
-            steps = torch.tensor(_step_grid(start + times, self.step_size),
-                                 dtype=x.dtype, device=x.device)
-            options['grid_constructor'] = lambda func, y0, t: steps
-        out = odeint(self._derivative(blocks, x), x, grid, rtol=self.rtol,
-                     atol=self.atol, method=self.method, options=options)
-        return out[len(start):]
+        return integrate(self._derivative(blocks, x), x, times, self.method,
+                         self.step_size, self.rtol, self.atol, self.max_steps)
 
     def _exact(self, x: Tensor, blocks: List[RowBlock],
                times: List[float]) -> Tensor:
@@ -370,35 +343,6 @@ class LightGODEConv(MessagePassing):
                 f', step_size={self.step_size}')
         return (f'{self.__class__.__name__}(t={self.t}, '
                 f'method={self.method!r}{step})')
-
-
-def _parse_times(t: Times) -> Tuple[List[float], bool]:
-    r"""Validates :obj:`t` and returns its times as floats, and whether it
-    was a single time (a number or a 0-D tensor)."""
-    if isinstance(t, Tensor):
-        if t.dim() > 1 or t.dtype == torch.bool or t.is_complex():
-            raise ValueError(f"'t' must be a number or a 1-D tensor of times "
-                             f"(got a {t.dim()}-D {t.dtype} tensor)")
-        times, single = t.detach().reshape(-1).tolist(), t.dim() == 0
-    elif isinstance(t, (int, float)) and not isinstance(t, bool):
-        times, single = [t], True
-    elif isinstance(t, (list, tuple)) and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool)
-            for v in t):
-        times, single = list(t), False
-    else:
-        raise TypeError(f"'t' must be a number, a sequence of numbers or a "
-                        f"tensor (got {t!r})")
-    times = [float(v) for v in times]
-    if len(times) == 0:
-        raise ValueError("'t' must hold at least one time")
-    if not all(math.isfinite(v) and v >= 0 for v in times):
-        raise ValueError(f"'t' must hold finite, non-negative times (got "
-                         f"{times})")
-    if any(b <= a for a, b in zip(times[:-1], times[1:])):
-        raise ValueError(f"The times in 't' must be strictly increasing (got "
-                         f"{times})")
-    return times, single
 
 
 def _check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
@@ -458,15 +402,3 @@ def _check_edge_index(edge_index: Tensor, num_nodes: int):
             raise ValueError(f"'edge_index' holds node ids in [{lo}, {hi}], "
                              f"but 'x' has {num_nodes} rows (valid ids: 0.."
                              f"{num_nodes - 1})")
-
-
-def _step_grid(times: List[float], step_size: float) -> List[float]:
-    r"""A grid through every time in :obj:`times` that cuts each interval
-    between two of them into equal steps of at most :obj:`step_size`."""
-    grid = times[:1]
-    for start, end in zip(times[:-1], times[1:]):
-        # The small slack keeps float round-off from adding a step.
-        num_steps = max(1, math.ceil((end - start) / step_size * (1 - 1e-9)))
-        grid += [start + (end - start) * k / num_steps
-                 for k in range(1, num_steps)] + [end]
-    return grid
