@@ -9,6 +9,7 @@ from pyg_lightgode.metrics import (
     UserItemCSR,
     evaluate_ranking,
     recommend,
+    recommend_from_scorer,
 )
 
 # Hand-made ranking: with one-hot item embeddings, user u's embedding row IS
@@ -315,3 +316,72 @@ def test_bad_input():
     evaluator = RankingEvaluator(TEST, num_users=4, num_items=6)
     with pytest.raises(ValueError, match='built for num_users=4'):
         evaluator(u[:3], i)
+
+
+# ---------------------------------------------------------------------------
+# Models that score users directly
+# ---------------------------------------------------------------------------
+
+
+def test_scorer_path_equals_embedding_path():
+    user_emb, item_emb, test, exclude = random_problem(5)
+    users = torch.tensor([3, 0, 39, 17, 17, 8])
+    calls = []
+
+    def scorer(u):
+        calls.append(u.numel())
+        return user_emb[u] @ item_emb.t()
+
+    for batch_size in (1, 7, 1000):
+        for selected in (None, users):
+            for k in (5, 40):  # 40 > 30 items: padded.
+                expected = recommend(user_emb, item_emb, selected, k=k,
+                                     exclude=exclude, batch_size=batch_size)
+                out = recommend_from_scorer(scorer, 40, 30, selected, k=k,
+                                            exclude=exclude,
+                                            batch_size=batch_size)
+                assert torch.equal(out[0], expected[0])
+                assert torch.equal(out[1], expected[1])
+        evaluator = RankingEvaluator(test, exclude=exclude, ks=(1, 5, 20),
+                                     batch_size=batch_size)
+        calls.clear()
+        out = evaluator.evaluate_scorer(scorer, 40, 30)
+        assert max(calls) <= batch_size
+        assert out == evaluator(user_emb, item_emb)
+        assert_metrics(out, reference_metrics(user_emb, item_emb, test,
+                                              exclude, (1, 5, 20)), tol=1e-5)
+
+
+def test_scorer_scores_are_not_modified():
+    scores = USER_EMB @ ITEM_EMB.t()
+    before = scores.clone()
+    evaluator = RankingEvaluator(TEST, exclude=[TRAIN, VAL], ks=(1, 3, 5))
+    out = evaluator.evaluate_scorer(lambda u: scores[u], 4, 6)
+    for k in (1, 3, 5):
+        assert_metrics({key: v for key, v in out.items()
+                        if key.endswith(f'@{k}')}, hand_mean(k))
+    # A full-batch scorer returning a view of its data:
+    index, _ = recommend_from_scorer(lambda u: scores[:u.numel()], 4, 6, k=6,
+                                     exclude=[TRAIN, VAL])
+    assert index[2].tolist() == [0, 4, 2, -1, -1, -1]
+    assert torch.equal(scores, before)
+
+
+def test_scorer_bad_input():
+    evaluator = RankingEvaluator(TEST, num_users=4, num_items=6)
+    with pytest.raises(TypeError, match="'scorer' must be callable"):
+        evaluator.evaluate_scorer(None, 4, 6)
+    with pytest.raises(ValueError, match='built for num_users=4'):
+        evaluator.evaluate_scorer(lambda u: USER_EMB[u], 3, 6)
+    with pytest.raises(ValueError, match="'num_items' must be a positive"):
+        recommend_from_scorer(lambda u: USER_EMB[u], 4, 0)
+    with pytest.raises(ValueError, match=r"'scorer' must return scores of "
+                       r"shape \[4, 5\]"):
+        recommend_from_scorer(lambda u: USER_EMB[u], 4, 5)
+    with pytest.raises(ValueError, match="'scorer' must return floating"):
+        recommend_from_scorer(lambda u: USER_EMB[u].long(), 4, 6)
+    with pytest.raises(ValueError, match=r"NaN \(check 'scorer'\)"):
+        recommend_from_scorer(lambda u: USER_EMB[u] * float('nan'), 4, 6)
+    with pytest.raises(ValueError, match="'users' holds ids"):
+        recommend_from_scorer(lambda u: USER_EMB[u], 4, 6,
+                              users=torch.tensor([4]))

@@ -10,6 +10,7 @@ from .ranking import (
     UserItemCSR,
     evaluate_ranking,
     recommend,
+    recommend_from_scorer,
 )
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     'UserItemCSR',
     'evaluate_ranking',
     'recommend',
+    'recommend_from_scorer',
     'item_to_item_metrics',
     'item_to_item_pairs',
     'item_to_item_ranks',

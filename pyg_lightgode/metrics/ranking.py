@@ -49,6 +49,7 @@ from torch_geometric.utils import cumsum
 from pyg_lightgode.data.bipartite import check_interactions
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
+Scorer = Callable[[Tensor], Tensor]
 Interactions = Union[Tensor, Sequence[Tensor]]
 
 #: Metric names accepted by :func:`evaluate_ranking` and their PyG classes.
@@ -178,6 +179,40 @@ def _score_chunk(user_batch: Tensor, item_chunk: Tensor,
     return scores
 
 
+def _mask_excluded(scores: Tensor, excluded: Optional[Tuple[Tensor, Tensor]],
+                   start: int = 0, inplace: bool = True) -> Tensor:
+    r"""Sets the scores of the excluded :obj:`(batch_row, item)` pairs that
+    fall into the item columns :obj:`start .. start + scores.size(1) - 1` to
+    :obj:`-inf`."""
+    if excluded is None:
+        return scores
+    row, col = excluded
+    end = start + scores.size(-1)
+    if start > 0 or (col.numel() > 0 and int(col.max()) >= end):
+        mask = (col >= start) & (col < end)
+        row, col = row[mask], col[mask] - start
+    neg_inf = scores.new_tensor(float('-inf'))
+    if inplace:
+        return scores.index_put_((row, col), neg_inf)
+    return scores.index_put((row, col), neg_inf)
+
+
+def _finish_topk(index: Tensor, score: Tensor, k: int,
+                 name: str = "'score_fn' and the embeddings"
+                 ) -> Tuple[Tensor, Tensor]:
+    r"""Pads a top-:obj:`k` list to :obj:`k` entries (index :obj:`-1`, score
+    :obj:`-inf`), marks :obj:`-inf` items as :obj:`-1` and rejects NaN."""
+    if bool(score.isnan().any()):
+        raise ValueError(f"scores contain NaN (check {name})")
+    if score.size(-1) < k:  # Fewer items than k:
+        pad = (0, k - score.size(-1))
+        score = F.pad(score, pad, value=float('-inf'))
+        index = F.pad(index, pad, value=-1)
+    # Excluded items (score -inf) are never recommended:
+    index[score == float('-inf')] = -1
+    return index, score
+
+
 def _topk_batch(user_batch: Tensor, item_emb: Tensor, k: int,
                 excluded: Optional[Tuple[Tensor, Tensor]],
                 item_chunk_size: Optional[int],
@@ -190,15 +225,9 @@ def _topk_batch(user_batch: Tensor, item_emb: Tensor, k: int,
     for start in range(0, num_items, chunk_size):
         end = min(start + chunk_size, num_items)
         scores = _score_chunk(user_batch, item_emb[start:end], score_fn)
-        if excluded is not None:
-            row, col = excluded
-            if chunk_size < num_items:
-                mask = (col >= start) & (col < end)
-                row, col = row[mask], col[mask] - start
-            neg_inf = scores.new_tensor(float('-inf'))
-            # score_fn may hand back a view of the caller's data: no in-place.
-            scores = scores.index_put_((row, col), neg_inf) if score_fn is \
-                None else scores.index_put((row, col), neg_inf)
+        # score_fn may hand back a view of the caller's data: no in-place.
+        scores = _mask_excluded(scores, excluded, start,
+                                inplace=score_fn is None)
         score, index = scores.topk(min(k, end - start), dim=-1)
         index += start
         if best_score is not None:  # Merge with the previous chunks:
@@ -208,16 +237,36 @@ def _topk_batch(user_batch: Tensor, item_emb: Tensor, k: int,
             index = index.gather(-1, perm)
         best_score, best_index = score, index
     assert best_score is not None and best_index is not None
-    if bool(best_score.isnan().any()):
-        raise ValueError("scores contain NaN (check 'score_fn' and the "
-                         "embeddings)")
-    if best_score.size(-1) < k:  # Fewer items than k:
-        pad = (0, k - best_score.size(-1))
-        best_score = F.pad(best_score, pad, value=float('-inf'))
-        best_index = F.pad(best_index, pad, value=-1)
-    # Excluded items (score -inf) are never recommended:
-    best_index[best_score == float('-inf')] = -1
-    return best_index, best_score
+    return _finish_topk(best_index, best_score, k)
+
+
+def _check_scorer(scorer: Callable) -> Callable:
+    if not callable(scorer):
+        raise TypeError(f"'scorer' must be callable (got "
+                        f"{type(scorer).__name__})")
+    return scorer
+
+
+def _scorer_topk_batch(scorer: Scorer, batch_users: Tensor, num_items: int,
+                       k: int, excluded: Optional[Tuple[Tensor, Tensor]]
+                       ) -> Tuple[Tensor, Tensor]:
+    r"""Top-:obj:`k` of one user batch from the dense scores
+    :obj:`scorer(batch_users)`; padded as :func:`_topk_batch`."""
+    scores = scorer(batch_users)
+    expected = (batch_users.numel(), num_items)
+    if not isinstance(scores, Tensor) or tuple(scores.shape) != expected:
+        raise ValueError(f"'scorer' must return scores of shape "
+                         f"{list(expected)} (got "
+                         f"{getattr(scores, 'shape', type(scores))})")
+    if not scores.is_floating_point():
+        raise ValueError(f"'scorer' must return floating point scores (got "
+                         f"{scores.dtype})")
+    if excluded is not None:
+        excluded = _to_device(excluded, scores.device)
+    # The scores may be a view of the scorer's own data: no in-place.
+    scores = _mask_excluded(scores, excluded, inplace=False)
+    score, index = scores.topk(min(k, num_items), dim=-1)
+    return _finish_topk(index, score, k, name="'scorer'")
 
 
 def _user_batches(users: Tensor, batch_size: int,
@@ -300,6 +349,66 @@ def recommend(
     if not outs:
         return (torch.empty(0, k, dtype=torch.long, device=user_emb.device),
                 user_emb.new_empty(0, k))
+    return (torch.cat([index for index, _ in outs]),
+            torch.cat([score for _, score in outs]))
+
+
+@torch.no_grad()
+def recommend_from_scorer(
+    scorer: Scorer,
+    num_users: int,
+    num_items: int,
+    users: Optional[Tensor] = None,
+    k: int = 20,
+    exclude: Optional[Interactions] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    device: Optional[Union[torch.device, str]] = None,
+) -> Tuple[Tensor, Tensor]:
+    r"""Top-:math:`k` items of every user in :obj:`users` from a model that
+    scores users directly (*e.g.* a training-free graph filter) rather than
+    through embeddings, leaving out the items of :obj:`exclude`; otherwise
+    as :func:`recommend`.
+
+    :obj:`scorer(batch_users)` is called with :obj:`batch_size` user ids at
+    a time and returns their dense scores :obj:`[b, num_items]` (it may
+    return a view of its own data: it is not modified).
+
+    Args:
+        scorer (callable): :obj:`scorer(users: LongTensor[b]) -> Tensor[b,
+            num_items]`.
+        num_users (int): Number of users :math:`U`.
+        num_items (int): Number of items :math:`I`.
+        users (torch.Tensor, optional): User ids to recommend for
+            (default: all users).
+        k (int, optional): Number of items per user. (default: :obj:`20`)
+        exclude (torch.Tensor or list of torch.Tensor, optional): Interaction
+            index :obj:`[2, E]` of (user, item) pairs never to recommend, or
+            a list of them.
+        batch_size (int, optional): Users scored at once.
+        device (torch.device, optional): Device of the user ids handed to
+            :obj:`scorer`. (default: CPU)
+
+    Shapes:
+        - **output:** item indices :math:`(B, k)` (long, :obj:`-1` where
+          fewer than :math:`k` items remain), scores :math:`(B, k)`, best
+          first
+    """
+    scorer = _check_scorer(scorer)
+    num_users = _check_positive(num_users, 'num_users')
+    num_items = _check_positive(num_items, 'num_items')
+    k = _check_positive(k, 'k')
+    batch_size = _check_positive(batch_size, 'batch_size')
+    device = torch.device('cpu' if device is None else device)
+    users = _check_users(users, num_users, device)
+    csr = None if exclude is None else UserItemCSR(
+        _to_device(exclude, device), num_users, num_items, 'exclude')
+    outs = [
+        _scorer_topk_batch(scorer, batch_users, num_items, k, excluded)
+        for batch_users, excluded in _user_batches(users, batch_size, csr)
+    ]
+    if not outs:
+        return (torch.empty(0, k, dtype=torch.long, device=device),
+                torch.empty(0, k, device=device))
     return (torch.cat([index for index, _ in outs]),
             torch.cat([score for _, score in outs]))
 
@@ -451,10 +560,66 @@ class RankingEvaluator:
             index, _ = _topk_batch(user_emb[batch_users], item_emb,
                                    self.ks[-1], excluded,
                                    self.item_chunk_size, self.score_fn)
-            # Padding (-1) must never match a label, so point it past all
-            # items (PyG offsets rows by the largest index + 1).
-            index.masked_fill_(index < 0, num_items)
-            self.collection.update(index, label_index)
+            self._update(index, label_index, num_items)
+        return self._compute()
+
+    @torch.no_grad()
+    def evaluate_scorer(
+        self,
+        scorer: Scorer,
+        num_users: int,
+        num_items: int,
+        device: Optional[Union[torch.device, str]] = None,
+    ) -> Dict[str, float]:
+        r"""Evaluates a model that scores users directly (*e.g.* a
+        training-free graph filter) instead of through embeddings; returns
+        :obj:`{'<metric>@<K>': value}` as :meth:`__call__`.
+
+        :obj:`scorer(batch_users)` is called with :obj:`batch_size` user ids
+        at a time and returns their dense scores :obj:`[b, num_items]`; the
+        excluded items are masked to :obj:`-inf` (on a copy) and the top
+        :math:`\max(K)` are counted as for embeddings. :obj:`item_chunk_size`
+        and :obj:`score_fn` do not apply.
+
+        Args:
+            scorer (callable): :obj:`scorer(users: LongTensor[b]) ->
+                Tensor[b, num_items]`.
+            num_users (int): Number of users :math:`U`.
+            num_items (int): Number of items :math:`I`.
+            device (torch.device, optional): Device of the user ids handed to
+                :obj:`scorer`; the counting runs on the device of the scores.
+                (default: CPU)
+        """
+        scorer = _check_scorer(scorer)
+        num_users = _check_positive(num_users, 'num_users')
+        num_items = _check_positive(num_items, 'num_items')
+        if self.num_users is not None and (num_users, num_items) != (
+                self.num_users, self.num_items):
+            raise ValueError(f"'num_users' / 'num_items' are {num_users} / "
+                             f"{num_items}, but the evaluator was built for "
+                             f"num_users={self.num_users}, "
+                             f"num_items={self.num_items}")
+        device = torch.device('cpu' if device is None else device)
+        batches = self._prepare(num_users, num_items, device)
+        self.collection.reset()
+        for i, (batch_users, excluded, label_index) in enumerate(batches):
+            index, _ = _scorer_topk_batch(scorer, batch_users, num_items,
+                                          self.ks[-1], excluded)
+            if index.device != device:  # Count where the scores are.
+                label_index = self._prepare(num_users, num_items,
+                                            index.device)[i][2]
+            self.collection.to(index.device)
+            self._update(index, label_index, num_items)
+        return self._compute()
+
+    def _update(self, index: Tensor, label_index: Tensor,
+                num_items: int) -> None:
+        # Padding (-1) must never match a label, so point it past all
+        # items (PyG offsets rows by the largest index + 1).
+        index.masked_fill_(index < 0, num_items)
+        self.collection.update(index, label_index)
+
+    def _compute(self) -> Dict[str, float]:
         return {
             name: float(value)
             for name, value in self.collection.compute().items()
