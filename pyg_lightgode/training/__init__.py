@@ -13,9 +13,11 @@ from .recipes import (
     train_on_pairs,
 )
 from .trainer import (
+    CheckpointError,
     InteractionBatches,
     Trainer,
     TrainResult,
+    read_checkpoint,
     seed_everything,
 )
 
@@ -25,8 +27,10 @@ __all__ = [
     'destroy_distributed',
     'init_distributed',
     'wrap_ddp',
+    'CheckpointError',
     'InteractionBatches',
     'Trainer',
+    'read_checkpoint',
     'TrainResult',
     'seed_everything',
     'PinSageTraining',

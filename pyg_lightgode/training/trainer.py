@@ -1,10 +1,18 @@
 r"""A small, model-agnostic training loop: epochs of minibatch steps,
 validation after every epoch, early stopping with restore of the best weights,
-tqdm progress, seeds and checkpoint/resume."""
+tqdm progress, seeds and checkpoint/resume.
+
+Checkpoints hold tensors and plain Python values only and are read with
+:obj:`torch.load(..., weights_only=True)`, so resuming from a file never runs
+code stored in it. Every checkpoint records its format version and the
+model's configuration (class, parameter names and shapes); a file that is not
+such a checkpoint, or was written for another model, raises
+:class:`CheckpointError` naming the file and what differs."""
 import copy
 import os
 import random
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
@@ -21,11 +29,275 @@ from pyg_lightgode.training.distributed import (
 )
 
 
+#: The :obj:`'format'` entry of every checkpoint :class:`Trainer` writes.
+CHECKPOINT_FORMAT = 'pyg_lightgode.checkpoint'
+#: The checkpoint layout this version writes and reads.
+CHECKPOINT_VERSION = 1
+CHECKPOINT_KEYS = ('format', 'version', 'config', 'epoch', 'best_epoch',
+                   'best_score', 'best_state', 'history', 'model',
+                   'optimizers', 'schedulers', 'rng')
+
+
+class CheckpointError(ValueError):
+    r"""A checkpoint cannot be resumed from: the file is missing, empty,
+    truncated or corrupted, holds objects other than tensors and plain
+    values (refused unread, so nothing stored in it runs), is not a
+    checkpoint of format version :obj:`CHECKPOINT_VERSION`, lacks entries,
+    or was written for a model of another configuration. The message names
+    the file and what differs."""
+
+
 def seed_everything(seed: int) -> None:
     r"""Seeds Python, NumPy and PyTorch (CPU and CUDA)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def plain_state(obj: Any, name: str = 'state') -> Any:
+    r"""Returns :obj:`obj` in the types that
+    :obj:`torch.load(..., weights_only=True)` reads back: tensors,
+    :obj:`None`, :obj:`bool`, :obj:`int`, :obj:`float`, :obj:`str`, torch
+    dtypes and devices, and dicts, lists and tuples of them. NumPy arrays
+    become tensors and NumPy scalars Python numbers; anything else raises
+    :class:`TypeError` naming the entry (:obj:`name` is the path to it)."""
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor,
+                                       torch.dtype, torch.device)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, dict):
+        out = OrderedDict() if isinstance(obj, OrderedDict) else {}
+        for key, value in obj.items():
+            if not (key is None or isinstance(key, (bool, int, float, str))):
+                raise TypeError(f"the checkpoint entry '{name}' has a key of "
+                                f"type {type(key).__name__}; only str, int, "
+                                f"float, bool and None keys can be saved")
+            out[plain_state(key, name)] = plain_state(value,
+                                                      f'{name}[{key!r}]')
+        metadata = getattr(obj, '_metadata', None)
+        if isinstance(out, OrderedDict) and metadata is not None:
+            out._metadata = plain_state(metadata, f'{name}._metadata')
+        return out
+    if isinstance(obj, (list, tuple)):
+        out = [plain_state(v, f'{name}[{i}]') for i, v in enumerate(obj)]
+        return out if isinstance(obj, list) else tuple(out)
+    raise TypeError(f"the checkpoint entry '{name}' is a "
+                    f"{type(obj).__module__}.{type(obj).__qualname__}; a "
+                    f"checkpoint holds only tensors and plain values (None, "
+                    f"bool, int, float, str and dicts, lists and tuples of "
+                    f"them), so that resuming never runs code stored in it")
+
+
+def model_config(model: torch.nn.Module) -> Dict[str, Any]:
+    r"""The configuration a checkpoint records of :obj:`model`: its class,
+    the names and shapes of its state (parameters and buffers), and its
+    :func:`repr` (for reading only)."""
+    return {
+        'class': type(model).__qualname__,
+        'module': type(model).__module__,
+        'parameters': {
+            name: list(value.shape)
+            for name, value in model.state_dict().items()
+            if isinstance(value, torch.Tensor)
+        },
+        'repr': repr(model),
+    }
+
+
+def _unpickling_reason(error: Exception) -> str:
+    text = str(error)
+    if 'Weights only load failed' in text:
+        lines = [
+            line.strip() for line in text.splitlines()[1:]
+            if line.strip() and not line.startswith(('Please file', 'Check'))
+        ]
+        text = ' '.join(lines)
+    text = ' '.join(text.split())
+    text = text[:300] + '...' if len(text) > 300 else text
+    return f'{type(error).__name__}: {text}' if text else \
+        type(error).__name__
+
+
+def read_checkpoint(path: str) -> Dict[str, Any]:
+    r"""Reads a checkpoint written by :class:`Trainer` with
+    :obj:`torch.load(path, weights_only=True, map_location='cpu')`, so that
+    nothing stored in the file runs, and checks its format, version and
+    entries. Raises :class:`CheckpointError` naming :obj:`path` otherwise.
+    Whether it fits a model is checked by :meth:`Trainer.fit` (see
+    :func:`check_checkpoint`)."""
+    where = f"checkpoint '{path}'"
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{where} does not exist or is not a file")
+    if os.path.getsize(path) == 0:
+        raise CheckpointError(f"{where} is empty (0 bytes)")
+    try:
+        state = torch.load(path, weights_only=True, map_location='cpu')
+    except Exception as e:
+        raise CheckpointError(
+            f"{where} cannot be read as a weights-only checkpoint: it is "
+            f"truncated or corrupted, not a checkpoint, or holds objects "
+            f"other than tensors and plain values (refused; nothing in it "
+            f"was run). Cause: {_unpickling_reason(e)}") from e
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where} holds a {type(state).__name__}, not "
+                              f"a checkpoint dict")
+    if 'format' not in state or 'version' not in state:
+        raise CheckpointError(
+            f"{where} has no 'format'/'version' entries: it is not a "
+            f"{CHECKPOINT_FORMAT} file, or was written by an older "
+            f"pyg_lightgode; delete it or pass resume=False to start afresh")
+    if state['format'] != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{where} has format {state['format']!r}, "
+                              f"expected {CHECKPOINT_FORMAT!r}")
+    if state['version'] != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{where} has format version {state['version']!r}; this "
+            f"pyg_lightgode reads version {CHECKPOINT_VERSION} only")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"{where} lacks the entries {missing}")
+
+    def expect(ok: bool, key: str, what: str):
+        if not ok:
+            value = state[key]
+            raise CheckpointError(f"{where}: entry '{key}' must be {what} "
+                                  f"(got {type(value).__name__})")
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def is_state_dict(v):
+        return isinstance(v, dict) and all(
+            isinstance(k, str) and isinstance(t, torch.Tensor)
+            for k, t in v.items())
+
+    config = state['config']
+    expect(isinstance(config, dict) and isinstance(config.get('class'), str)
+           and isinstance(config.get('parameters'), dict), 'config',
+           "a dict with 'class' and 'parameters'")
+    expect(is_int(state['epoch']) and state['epoch'] >= 0, 'epoch',
+           'an int >= 0')
+    expect(is_int(state['best_epoch']), 'best_epoch', 'an int')
+    expect(isinstance(state['best_score'], (int, float))
+           and not isinstance(state['best_score'], bool), 'best_score',
+           'a number')
+    expect(state['best_state'] is None or is_state_dict(state['best_state']),
+           'best_state', 'None or a dict of tensors')
+    expect(isinstance(state['history'], list)
+           and all(isinstance(h, dict) for h in state['history']), 'history',
+           'a list of dicts')
+    expect(is_state_dict(state['model']), 'model', 'a dict of tensors')
+    expect(isinstance(state['optimizers'], list)
+           and all(isinstance(o, dict) for o in state['optimizers']),
+           'optimizers', 'a list of dicts')
+    expect(isinstance(state['schedulers'], list)
+           and all(isinstance(o, dict) for o in state['schedulers']),
+           'schedulers', 'a list of dicts')
+    rng = state['rng']
+    expect(isinstance(rng, dict) and {'torch', 'python', 'numpy',
+                                      'generator'} <= set(rng), 'rng',
+           "a dict with 'torch', 'python', 'numpy' and 'generator'")
+    for key in ('torch', 'generator'):
+        value = rng[key]
+        if not (isinstance(value, torch.Tensor) and value.dtype == torch.uint8
+                or key == 'generator' and value is None):
+            raise CheckpointError(f"{where}: entry rng['{key}'] must be a "
+                                  f"uint8 tensor")
+    py = rng['python']
+    if py is not None and not (isinstance(py, tuple) and len(py) == 3
+                               and is_int(py[0]) and isinstance(py[1], tuple)
+                               and all(is_int(v) for v in py[1])):
+        raise CheckpointError(f"{where}: entry rng['python'] must be the "
+                              f"tuple of random.getstate()")
+    np_state = rng['numpy']
+    if np_state is not None and not (
+            isinstance(np_state, list) and len(np_state) == 5
+            and isinstance(np_state[0], str)
+            and isinstance(np_state[1], torch.Tensor)):
+        raise CheckpointError(f"{where}: entry rng['numpy'] must be the "
+                              f"list form of numpy.random.get_state()")
+    return state
+
+
+def _shape_differences(saved: Dict[str, Any], model: Dict[str, List[int]],
+                       what: str) -> List[str]:
+    out = []
+    for name, shape in model.items():
+        if name not in saved:
+            out.append(f"parameter {name} of the model is missing from "
+                       f"{what}")
+        else:
+            have = saved[name]
+            have = list(have.shape) if isinstance(have, torch.Tensor) else \
+                list(have) if isinstance(have, (list, tuple)) else have
+            if have != shape:
+                out.append(f"parameter {name} has shape {have} in {what}, "
+                           f"the model has {shape}")
+    out += [f"{what} has parameter {name}, which the model lacks"
+            for name in saved if name not in model]
+    return out
+
+
+def check_checkpoint(state: Dict[str, Any], path: str,
+                     model: torch.nn.Module, optimizers: List[Any] = (),
+                     schedulers: List[Any] = ()) -> None:
+    r"""Raises :class:`CheckpointError` naming :obj:`path` and every
+    difference when the checkpoint :obj:`state` (from
+    :func:`read_checkpoint`) was not written for :obj:`model` (same class,
+    same state names and shapes), the same number of :obj:`optimizers`
+    (with the same parameter groups) and :obj:`schedulers`."""
+    where = f"checkpoint '{path}'"
+    config, expected = state['config'], model_config(model)
+    if config['class'] != expected['class']:
+        raise CheckpointError(f"{where} was written for a {config['class']} "
+                              f"model, the model is a {expected['class']}")
+    problems = _shape_differences(config['parameters'],
+                                  expected['parameters'], 'the checkpoint')
+    if not problems:
+        problems = _shape_differences(state['model'], expected['parameters'],
+                                      "the checkpoint's weights")
+    if not problems and state['best_state'] is not None:
+        problems = _shape_differences(state['best_state'],
+                                      expected['parameters'],
+                                      "the checkpoint's best weights")
+    if problems:
+        shown = '; '.join(problems[:5])
+        more = f' (and {len(problems) - 5} more)' if len(problems) > 5 else ''
+        raise CheckpointError(f"{where} does not fit the model: {shown}"
+                              f"{more}")
+    for what, saved, objs in (('optimizers', state['optimizers'], optimizers),
+                              ('schedulers', state['schedulers'], schedulers)):
+        if len(saved) != len(objs):
+            raise CheckpointError(f"{where} holds {len(saved)} {what}, the "
+                                  f"training has {len(objs)}")
+    for k, (saved, opt) in enumerate(zip(state['optimizers'], optimizers)):
+        groups = saved.get('param_groups')
+        sizes = [len(g['params']) for g in opt.state_dict()['param_groups']]
+        if not isinstance(groups, list) or not all(
+                isinstance(g, dict) and isinstance(g.get('params'), list)
+                for g in groups):
+            raise CheckpointError(f"{where}: optimizers[{k}] has no valid "
+                                  f"'param_groups'")
+        if [len(g['params']) for g in groups] != sizes:
+            raise CheckpointError(
+                f"{where}: optimizers[{k}] has parameter groups of sizes "
+                f"{[len(g['params']) for g in groups]}, the optimizer has "
+                f"{sizes}")
+
+
+def _numpy_rng_state() -> List[Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [str(name), torch.from_numpy(keys.astype(np.int64)), int(pos),
+            int(has_gauss), float(cached)]
+
+
+def _set_numpy_rng_state(state: List[Any]) -> None:
+    name, keys, pos, has_gauss, cached = state
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos),
+                         int(has_gauss), float(cached)))
 
 
 @dataclass
@@ -48,9 +320,17 @@ class Trainer:
     :obj:`patience` epochs without improvement and restores the best weights.
 
     With :obj:`checkpoint` set, the full state (model, optimizer, scheduler,
-    best weights, history, RNG states and the :obj:`generator` that shuffles
-    batches) is written atomically after every epoch; :meth:`fit` resumes
-    from it when it exists and :obj:`resume` is :obj:`True`.
+    best weights, history, the torch, Python and NumPy RNG states and the
+    :obj:`generator` that shuffles batches) is written atomically after every
+    epoch; :meth:`fit` resumes from it when it exists and :obj:`resume` is
+    :obj:`True`. The file holds tensors and plain values only, with its
+    format version and the model's configuration, and is read with
+    :obj:`weights_only=True` (:func:`read_checkpoint`): resuming never runs
+    code stored in the file, and a file that is damaged, of another format
+    version or written for another model (class, parameter names or shapes)
+    or another number of optimizers or schedulers raises
+    :class:`CheckpointError` naming the file and what differs, before
+    anything is changed.
 
     Under :mod:`torch.distributed` (an initialised process group, e.g. from
     :func:`~pyg_lightgode.training.distributed.init_distributed`) every rank
@@ -99,19 +379,50 @@ class Trainer:
         self.log = log
 
     def _state(self, epoch, best_epoch, best_score, best_state, history):
-        return {
+        return plain_state({
+            'format': CHECKPOINT_FORMAT,
+            'version': CHECKPOINT_VERSION,
+            'config': model_config(self.model),
             'epoch': epoch,
             'best_epoch': best_epoch,
-            'best_score': best_score,
+            'best_score': float(best_score),
             'best_state': best_state,
             'history': history,
             'model': self.model.state_dict(),
             'optimizers': [o.state_dict() for o in self.optimizers],
             'schedulers': [s.state_dict() for s in self.schedulers],
-            'torch_rng': torch.get_rng_state(),
-            'generator': (self.generator.get_state()
-                          if self.generator is not None else None),
-        }
+            'rng': {
+                'torch': torch.get_rng_state(),
+                'python': random.getstate(),
+                'numpy': _numpy_rng_state(),
+                'generator': (self.generator.get_state()
+                              if self.generator is not None else None),
+            },
+        })
+
+    def _resume(self, path: str) -> Dict[str, Any]:
+        state = read_checkpoint(path)
+        check_checkpoint(state, path, self.model, self.optimizers,
+                         self.schedulers)
+        try:
+            self.model.load_state_dict(state['model'])
+            for o, s in zip(self.optimizers, state['optimizers']):
+                o.load_state_dict(s)
+            for sch, s in zip(self.schedulers, state['schedulers']):
+                sch.load_state_dict(s)
+            rng = state['rng']
+            torch.set_rng_state(rng['torch'])
+            if rng['python'] is not None:
+                random.setstate(rng['python'])
+            if rng['numpy'] is not None:
+                _set_numpy_rng_state(rng['numpy'])
+            if self.generator is not None and rng['generator'] is not None:
+                self.generator.set_state(rng['generator'])
+        except (KeyError, IndexError, TypeError, ValueError,
+                RuntimeError) as e:
+            raise CheckpointError(f"checkpoint '{path}' could not be "
+                                  f"restored: {type(e).__name__}: {e}") from e
+        return state
 
     def fit(self, batches: Callable[[int], Iterable],
             step: Callable[[Any], torch.Tensor],
@@ -130,16 +441,7 @@ class Trainer:
         best_state, history = None, []
         if (self.checkpoint and self.resume
                 and os.path.exists(self.checkpoint)):
-            state = torch.load(self.checkpoint, weights_only=False,
-                               map_location='cpu')
-            self.model.load_state_dict(state['model'])
-            for o, s in zip(self.optimizers, state['optimizers']):
-                o.load_state_dict(s)
-            for sch, s in zip(self.schedulers, state['schedulers']):
-                sch.load_state_dict(s)
-            torch.set_rng_state(state['torch_rng'])
-            if self.generator is not None and state['generator'] is not None:
-                self.generator.set_state(state['generator'])
+            state = self._resume(self.checkpoint)
             start = state['epoch'] + 1
             best_epoch, best_score = state['best_epoch'], state['best_score']
             best_state, history = state['best_state'], state['history']
