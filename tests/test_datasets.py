@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch_geometric.io.fs
 
-import pyg_lightgode.datasets.gowalla as gowalla_module
+import pyg_lightgode.datasets.lightgcn as lightgcn_module
 from pyg_lightgode.data import BipartiteSplit
 from pyg_lightgode.datasets import (
     DATASET_NAMES,
@@ -38,7 +38,7 @@ def no_download(monkeypatch):
     def fail(url, folder, *args, **kwargs):
         raise AssertionError(f'unexpected download of {url}')
 
-    monkeypatch.setattr(gowalla_module, 'download_url', fail)
+    monkeypatch.setattr(lightgcn_module, 'download_url', fail)
 
 
 def pairs(index):
@@ -94,7 +94,7 @@ def test_gowalla_download_only_when_missing(tmp_path, monkeypatch):
         write_files(folder, {name: text})
         return osp.join(folder, name)
 
-    monkeypatch.setattr(gowalla_module, 'download_url', fake_download)
+    monkeypatch.setattr(lightgcn_module, 'download_url', fake_download)
     data = Gowalla(str(tmp_path / 'a'))[0]
     assert sorted(urls) == sorted(f'{Gowalla.url}/{name}' for name in [
         'train.txt', 'test.txt', 'user_list.txt', 'item_list.txt'])

@@ -4,12 +4,23 @@ from .interaction_table import (
     read_int_rows,
     read_interaction_table,
 )
-from .gowalla import Gowalla, read_id_list, read_lightgcn_file
+from .lightgcn import (
+    LightGCNDataset,
+    read_id_list,
+    read_lightgcn_file,
+    remove_stale_tmp_files,
+)
+from .gowalla import Gowalla
+from .yelp2018 import Yelp2018
+from .amazon_book import AmazonBook
 from .movielens import load_movielens, read_movielens_ratings
 from .load import DATASET_NAMES, link_raw_files, load_dataset
 
 __all__ = [
+    'LightGCNDataset',
     'Gowalla',
+    'Yelp2018',
+    'AmazonBook',
     'load_movielens',
     'load_dataset',
     'link_raw_files',
@@ -20,5 +31,6 @@ __all__ = [
     'read_int_rows',
     'read_lightgcn_file',
     'read_id_list',
+    'remove_stale_tmp_files',
     'read_movielens_ratings',
 ]

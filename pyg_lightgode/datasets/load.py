@@ -6,22 +6,26 @@ import shutil
 from typing import List, Optional, Sequence
 
 from torch_geometric.data import HeteroData
-from torch_geometric.datasets import AmazonBook
 
 from pyg_lightgode.data.bipartite import BipartiteSplit
 from pyg_lightgode.data.preprocess import random_split
+from pyg_lightgode.datasets.amazon_book import AmazonBook
 from pyg_lightgode.datasets.gowalla import Gowalla
 from pyg_lightgode.datasets.interaction_table import from_interaction_table
 from pyg_lightgode.datasets.movielens import load_movielens
+from pyg_lightgode.datasets.yelp2018 import Yelp2018
 
 LIGHTGCN_FILES = ['train.txt', 'test.txt', 'user_list.txt', 'item_list.txt']
 RAW_FILES = {
     'gowalla': LIGHTGCN_FILES,
+    'yelp2018': LIGHTGCN_FILES,
     'amazon-book': LIGHTGCN_FILES,
     'movielens100k': ['u.data', 'u.item', 'u.user', 'u1.base', 'u1.test'],
     'movielens1m': ['ratings.dat', 'movies.dat', 'users.dat'],
 }
 DATASET_NAMES = tuple(RAW_FILES) + ('csv:<path>', )
+LIGHTGCN_DATASETS = {'gowalla': Gowalla, 'yelp2018': Yelp2018,
+                     'amazon-book': AmazonBook}
 
 
 def link_raw_files(source_dir: str, raw_dir: str, names: Sequence[str],
@@ -64,7 +68,8 @@ def link_raw_files(source_dir: str, raw_dir: str, names: Sequence[str],
 
 def _canonical_name(name: str) -> str:
     key = name.lower().replace('_', '').replace('-', '')
-    aliases = {'gowalla': 'gowalla', 'amazonbook': 'amazon-book',
+    aliases = {'gowalla': 'gowalla', 'yelp2018': 'yelp2018',
+               'amazonbook': 'amazon-book',
                'movielens100k': 'movielens100k', 'ml100k': 'movielens100k',
                'movielens1m': 'movielens1m', 'ml1m': 'movielens1m'}
     if key not in aliases:
@@ -92,8 +97,10 @@ def load_dataset(name: str, root: Optional[str] = None,
     :class:`~pyg_lightgode.data.BipartiteSplit`.
 
     Args:
-        name (str): :obj:`'gowalla'`, :obj:`'amazon-book'` (both the official
-            LightGCN split), :obj:`'movielens100k'`, :obj:`'movielens1m'`,
+        name (str): :obj:`'gowalla'`, :obj:`'yelp2018'`,
+            :obj:`'amazon-book'` (the official LightGCN splits, see
+            :class:`~pyg_lightgode.datasets.LightGCNDataset`),
+            :obj:`'movielens100k'`, :obj:`'movielens1m'`,
             or :obj:`'csv:<path>'` for an own interaction table (see
             :func:`~pyg_lightgode.datasets.read_interaction_table`).
         root (str): Folder for the datasets; each goes to
@@ -101,7 +108,7 @@ def load_dataset(name: str, root: Optional[str] = None,
         raw_dir (str, optional): Folder with already-downloaded raw files,
             linked into :obj:`root/<name>/raw` by :func:`link_raw_files`
             before anything is downloaded.
-        **options: For :obj:`'gowalla'` / :obj:`'amazon-book'`:
+        **options: For the LightGCN splits:
             :obj:`val_ratio` (default :obj:`0`: no validation; else this
             share of every user's training interactions becomes validation
             by :func:`~pyg_lightgode.data.random_split`, so early stopping
@@ -131,6 +138,6 @@ def _load_lightgcn(key: str, root: str, val_ratio: float = 0.0,
                    force_reload: bool = False) -> BipartiteSplit:
     if not 0 <= val_ratio < 1:
         raise ValueError(f"'val_ratio' must lie in [0, 1) (got {val_ratio})")
-    cls = Gowalla if key == 'gowalla' else AmazonBook
+    cls = LIGHTGCN_DATASETS[key]
     data = cls(root, force_reload=force_reload)[0]
     return _with_validation(data, key, val_ratio, seed)
