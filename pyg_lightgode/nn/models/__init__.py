@@ -1,3 +1,13 @@
+from .graph_filters import (
+    BSPM,
+    GFCF,
+    EmbeddingScorer,
+    GraphFilter,
+    ScoreFusion,
+    Scorer,
+    TurboCF,
+    standardize,
+)
 from .lightgode import LightGODE, embedding_discrepancy
 from .pinsage import (
     PinSage,
@@ -9,6 +19,14 @@ from .pinsage import (
 )
 
 __all__ = [
+    'BSPM',
+    'EmbeddingScorer',
+    'GFCF',
+    'GraphFilter',
+    'ScoreFusion',
+    'Scorer',
+    'TurboCF',
+    'standardize',
     'LightGODE',
     'PinSage',
     'embedding_discrepancy',
