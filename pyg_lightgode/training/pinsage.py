@@ -38,6 +38,7 @@ from pyg_lightgode.training.trainer import (
     TrainResult,
     seed_everything,
 )
+from pyg_lightgode.validation import check_finite_float
 
 USER_WEIGHTINGS = ('mean', 'importance')
 
@@ -253,7 +254,7 @@ class PinSageTraining:
         U, I = split.num_users, split.num_items
         self.model, self.split = model, split
         self.batch_size = int(batch_size)
-        self.margin = float(margin)
+        self.margin = check_finite_float(margin, 'margin')
         self.num_negatives = min(int(num_negatives), I)
         # Random negatives come as num_negatives / B per query (PyG's
         # triplet sampling); they are pooled and shared by all queries.

@@ -3,6 +3,7 @@ from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
+import torch_geometric
 from torch import Tensor
 from torch_geometric.index import ptr2index
 from torch_geometric.nn.conv import MessagePassing
@@ -11,6 +12,13 @@ from torch_geometric.typing import Adj, OptTensor, SparseTensor
 from torch_geometric.utils import scatter, spmm
 
 from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
+from pyg_lightgode.validation import (
+    check_finite,
+    check_floating,
+    check_index_dtype,
+    check_index_range,
+    check_positive_int,
+)
 
 POOLINGS = ('importance', 'mean', 'max')
 
@@ -30,11 +38,13 @@ def check_edge_weight(edge_weight: Tensor, num_edges: int,
     if edge_weight.dim() != 1 or edge_weight.numel() != num_edges:
         raise ValueError(f"'{name}' must have shape [{num_edges}] (one weight "
                          f"per edge), got {list(edge_weight.shape)}")
+    if edge_weight.dtype == torch.bool or edge_weight.is_complex():
+        raise ValueError(f"'{name}' must hold real weights (got "
+                         f"{edge_weight.dtype})")
     if not edge_weight.is_floating_point():
         edge_weight = edge_weight.float()
     if edge_weight.numel() > 0:
-        if not bool(torch.isfinite(edge_weight).all()):
-            raise ValueError(f"'{name}' holds NaN or infinite values")
+        check_finite(edge_weight, name)
         if bool((edge_weight < 0).any()):
             raise ValueError(f"'{name}' holds negative values (min "
                              f"{float(edge_weight.min())}); importance "
@@ -134,18 +144,19 @@ class PinSAGEConv(MessagePassing):
         if aggr not in POOLINGS:
             raise ValueError(f"'aggr' must be one of {POOLINGS} (got "
                              f"{aggr!r})")
-        if isinstance(in_channels, int):
+        if not isinstance(in_channels, (tuple, list)):
             in_channels = (in_channels, in_channels)
+        if len(in_channels) != 2:
+            raise ValueError(f"'in_channels' must be an int or a (source, "
+                             f"target) pair of ints (got {in_channels!r})")
         hidden_channels = out_channels if hidden_channels is None else \
             hidden_channels
-        for name, size in (('in_channels', in_channels[0]),
-                           ('in_channels', in_channels[1]),
-                           ('out_channels', out_channels),
-                           ('hidden_channels', hidden_channels)):
-            if not isinstance(size, int) or size <= 0:
-                raise ValueError(f"'{name}' must be a positive int (lazy "
-                                 f"initialisation is not supported), got "
-                                 f"{size!r}")
+        # Lazy initialisation (-1) is not supported.
+        in_channels = (check_positive_int(in_channels[0], 'in_channels'),
+                       check_positive_int(in_channels[1], 'in_channels'))
+        out_channels = check_positive_int(out_channels, 'out_channels')
+        hidden_channels = check_positive_int(hidden_channels,
+                                             'hidden_channels')
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"'dropout' must be in [0, 1) (got {dropout})")
 
@@ -191,7 +202,8 @@ class PinSAGEConv(MessagePassing):
         r"""Returns the per-source messages
         :math:`\mathrm{ReLU}(\mathbf{Q}\mathbf{h}_v + \mathbf{q})` of shape
         :obj:`[num_sources, hidden_channels]`."""
-        self._check_features(x_src, self.in_channels[0], 'source')
+        self._check_features(x_src, self.in_channels[0], 'source',
+                             self.lin_neighbor.weight)
         x_src = F.dropout(x_src, p=self.dropout, training=self.training)
         return self.lin_neighbor(x_src).relu()
 
@@ -223,10 +235,12 @@ class PinSAGEConv(MessagePassing):
         r"""Returns :math:`\mathrm{ReLU}(\mathbf{W}[\mathbf{z}_u \Vert
         \mathbf{n}_u] + \mathbf{w})`, :math:`\ell_2`-normalised if
         :obj:`normalize`."""
-        self._check_features(x_dst, self.in_channels[1], 'target')
+        self._check_features(x_dst, self.in_channels[1], 'target',
+                             self.lin_update.weight)
         if pooled.size(0) != x_dst.size(0):
             raise ValueError(f"got {pooled.size(0)} pooled neighbourhoods "
                              f"for {x_dst.size(0)} target nodes")
+        check_floating(pooled, 'pooled', x_dst.dtype, 'the target features')
         x_dst = F.dropout(x_dst, p=self.dropout, training=self.training)
         out = self.lin_update(torch.cat([x_dst, pooled], dim=-1)).relu()
         if self.normalize:
@@ -240,7 +254,8 @@ class PinSAGEConv(MessagePassing):
         # Weights are already normalised per target (or unit for max).
         return spmm(adj_t, x, reduce='max' if self.pooling == 'max' else 'sum')
 
-    def _check_features(self, x: Tensor, channels: int, role: str):
+    def _check_features(self, x: Tensor, channels: int, role: str,
+                        weight: Tensor):
         if not isinstance(x, Tensor) or x.dim() != 2:
             raise ValueError(f"the {role} features must be a 2-D tensor "
                              f"[num_nodes, {channels}] (got "
@@ -249,6 +264,12 @@ class PinSAGEConv(MessagePassing):
             raise ValueError(f"'{self.__class__.__name__}' expects {role} "
                              f"features of width {channels} (got "
                              f"{x.size(-1)})")
+        # Metadata only; the values are read in debug mode alone, so that
+        # the forward pass never waits for the device.
+        check_floating(x, f'x ({role} features)', weight.dtype,
+                       f"the weights of '{self.__class__.__name__}'")
+        if torch_geometric.is_debug_enabled():
+            check_finite(x, f'x ({role} features)')
 
     def _pooled_weights(self, edge_weight: OptTensor, target: Tensor,
                         num_targets: int, like: Tensor) -> OptTensor:
@@ -266,13 +287,11 @@ class PinSAGEConv(MessagePassing):
             raise ValueError(f"'edge_index' must have shape [2, E] "
                              f"(neighbour -> target), got "
                              f"{list(edge_index.shape)}")
-        if edge_index.numel() > 0:
-            for row, bound, role in ((0, size[0], 'source'),
-                                     (1, size[1], 'target')):
-                lo, hi = int(edge_index[row].min()), int(edge_index[row].max())
-                if lo < 0 or hi >= bound:
-                    raise ValueError(f"'edge_index' holds {role} ids in "
-                                     f"[{lo}, {hi}], outside [0, {bound - 1}]")
+        check_index_dtype(edge_index, 'edge_index')
+        for row, bound, role in ((0, size[0], 'source'), (1, size[1],
+                                                          'target')):
+            check_index_range(edge_index[row], bound, 'edge_index',
+                              f'{role} ids')
         if edge_weight is not None:
             edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
         return self._pooled_weights(edge_weight, edge_index[1], size[1],

@@ -7,7 +7,16 @@ from torch.nn import Embedding
 
 from pyg_lightgode.data.bipartite import bipartite_to_adj_t, check_interactions
 from pyg_lightgode.nn.conv.lightgode_conv import LightGODEConv
+from pyg_lightgode.validation import (
+    check_all_finite,
+    check_finite,
+    check_finite_float,
+    check_positive_int,
+)
 from torch_geometric.nn.conv import LGConv
+
+_DIVERGED = ('; did training diverge? (lower the learning rate or '
+             "'gamma')")
 
 
 def alignment_loss(user_emb: Tensor, item_emb: Tensor) -> Tensor:
@@ -112,16 +121,12 @@ class LightGODE(torch.nn.Module):
                  step_size: Optional[float] = None, sparse: bool = False,
                  **kwargs):
         super().__init__()
-        for name, value in (('num_users', num_users), ('num_items', num_items),
-                            ('embedding_dim', embedding_dim)):
-            if int(value) < 1:
-                raise ValueError(f"'{name}' must be a positive integer (got "
-                                 f"{value})")
-        if gamma < 0:
-            raise ValueError(f"'gamma' must be >= 0 (got {gamma})")
-        self.num_users, self.num_items = int(num_users), int(num_items)
-        self.embedding_dim = int(embedding_dim)
-        self.gamma = float(gamma)
+        num_users = check_positive_int(num_users, 'num_users')
+        num_items = check_positive_int(num_items, 'num_items')
+        embedding_dim = check_positive_int(embedding_dim, 'embedding_dim')
+        self.num_users, self.num_items = num_users, num_items
+        self.embedding_dim = embedding_dim
+        self.gamma = check_finite_float(gamma, 'gamma', minimum=0.0)
         self.user_embedding = Embedding(num_users, embedding_dim,
                                         sparse=sparse)
         self.item_embedding = Embedding(num_items, embedding_dim,
@@ -145,10 +150,18 @@ class LightGODE(torch.nn.Module):
         return self.conv.t
 
     def _check_batch(self, user_index: Tensor, item_index: Tensor):
+        for name, index in (('user_index', user_index), ('item_index',
+                                                         item_index)):
+            if not isinstance(index, Tensor):
+                raise TypeError(f"'{name}' must be a 1-D tensor of ids (got "
+                                f"{type(index).__name__})")
         if user_index.shape != item_index.shape or user_index.dim() != 1:
             raise ValueError(f"'user_index' and 'item_index' must be 1-D and "
                              f"of equal length (got {list(user_index.shape)} "
                              f"and {list(item_index.shape)})")
+        if user_index.numel() == 0:
+            raise ValueError("'user_index' and 'item_index' are empty; the "
+                             "loss needs at least one (user, item) pair")
         check_interactions(torch.stack([user_index, item_index]),
                            self.num_users, self.num_items,
                            'user_index/item_index')
@@ -164,11 +177,18 @@ class LightGODE(torch.nn.Module):
         self._check_batch(user_index, item_index)
         u = self.user_embedding(user_index)
         i = self.item_embedding(item_index)
+        check_all_finite([('user_embedding', u), ('item_embedding', i)],
+                         ' in the rows of this batch' + _DIVERGED)
         align = alignment_loss(u, i)
         if gather is not None:
             u, i = gather(u), gather(i)
         return align + self.gamma * (uniformity_loss(u) +
                                      uniformity_loss(i)) / 2
+
+    def _check_tables(self):
+        check_all_finite([('user_embedding', self.user_embedding.weight),
+                          ('item_embedding', self.item_embedding.weight)],
+                         _DIVERGED)
 
     def embedding(self) -> Tensor:
         r"""The trained tables stacked, users then items: :math:`E_0`."""
@@ -209,7 +229,12 @@ class LightGODE(torch.nn.Module):
         if (not torch.is_grad_enabled() and key == self._cache_key
                 and torch.equal(e0, self._cache_e0)):
             return self._cache_value
+        self._check_tables()
         out = self.conv(e0, adj_t, t=t)
+        check_finite(out, 'get_embedding()', f' after propagation to t='
+                     f'{self.conv.t if t is None else t_key} with method='
+                     f'{self.conv.method!r}: the ODE solution overflowed; '
+                     f"use a smaller 't' or another method")
         out = (out[..., :self.num_users, :], out[..., self.num_users:, :])
         if not torch.is_grad_enabled():
             self._cache_key, self._cache_e0, self._cache_value = key, e0, out
@@ -230,6 +255,7 @@ class LightGODE(torch.nn.Module):
             raise ValueError(f"'combine' must be 'mean' or 'last' (got "
                              f"{combine!r})")
         adj_t = self._adj_t(interactions)
+        self._check_tables()
         conv = LGConv(normalize=self.conv.normalize)
         x = self.embedding()
         layers, total = [x], x

@@ -7,6 +7,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+import torch_geometric
 from torch import Tensor
 from torch.nn import Embedding, ModuleList
 from torch.optim.lr_scheduler import LambdaLR
@@ -22,6 +23,14 @@ from pyg_lightgode.nn.conv.pinsage_conv import (
     check_edge_weight,
     importance_weights,
 )
+from pyg_lightgode.validation import (
+    check_finite,
+    check_finite_float,
+    check_floating,
+    check_index_dtype,
+    check_index_range,
+    check_positive_int,
+)
 
 #: One layer of a sampled computation graph: :obj:`(edge_index, edge_weight,
 #: num_targets)`, see :class:`PinSage`.
@@ -33,24 +42,17 @@ def _check_embedding(emb: Tensor, name: str, dim: int) -> Tensor:
         shape = '[B, D]' if dim == 2 else '[B, H, D]'
         raise ValueError(f"'{name}' must be a {dim}-D tensor {shape} (got "
                          f"{getattr(emb, 'shape', type(emb).__name__)})")
-    if not bool(torch.isfinite(emb).all()):
-        raise ValueError(f"'{name}' holds NaN or infinite values")
-    return emb
+    check_floating(emb, name)
+    return check_finite(emb, name)
 
 
 def _check_node_ids(ids: Tensor, num_nodes: int, name: str) -> Tensor:
-    if not isinstance(ids, Tensor) or ids.dim() != 1 or \
-            ids.is_floating_point() or ids.dtype == torch.bool:
+    if not isinstance(ids, Tensor) or ids.dim() != 1:
         raise ValueError(f"'{name}' must be a 1-D tensor of integer node "
                          f"ids (got {getattr(ids, 'shape', type(ids))})")
-    ids = ids.long()
-    if ids.numel() > 0:
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= num_nodes:
-            raise ValueError(f"'{name}' holds node ids in [{lo}, {hi}], "
-                             f"outside [0, {num_nodes - 1}] "
-                             f"(num_nodes={num_nodes})")
-    return ids
+    check_index_dtype(ids, name)
+    return check_index_range(ids.long(), num_nodes, name, 'node ids',
+                             'num_nodes')
 
 
 def _check_neighborhood(edge_index: Tensor, edge_weight: OptTensor,
@@ -221,6 +223,7 @@ def max_margin_loss(
         margin (float, optional): The margin :math:`\Delta`.
             (default: :obj:`1.0`)
     """
+    margin = check_finite_float(margin, 'margin')
     query_emb = _check_embedding(query_emb, 'query_emb', 2)
     pos_emb = _check_embedding(pos_emb, 'pos_emb', 2)
     if pos_emb.shape != query_emb.shape:
@@ -403,15 +406,14 @@ class PinSage(torch.nn.Module):
         if num_nodes is None and in_channels is None:
             raise ValueError("give 'num_nodes' (ID embeddings) and/or "
                              "'in_channels' (node features)")
-        for name, value in (('num_nodes', num_nodes), ('in_channels',
-                                                       in_channels)):
-            if value is not None and (not isinstance(value, int)
-                                      or value <= 0):
-                raise ValueError(f"'{name}' must be a positive int or None "
-                                 f"(got {value!r})")
-        if not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"'num_layers' must be a positive int (got "
-                             f"{num_layers!r})")
+        if num_nodes is not None:
+            num_nodes = check_positive_int(num_nodes, 'num_nodes')
+        if in_channels is not None:
+            in_channels = check_positive_int(in_channels, 'in_channels')
+        hidden_channels = check_positive_int(hidden_channels,
+                                             'hidden_channels')
+        out_channels = check_positive_int(out_channels, 'out_channels')
+        num_layers = check_positive_int(num_layers, 'num_layers')
         self.num_nodes = num_nodes
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
@@ -454,10 +456,13 @@ class PinSage(torch.nn.Module):
             if x is None:
                 raise ValueError("this model was built with 'in_channels'; "
                                  "pass the node features 'x'")
-            if x.dim() != 2 or x.size(-1) != self.in_channels:
+            if not isinstance(x, Tensor) or x.dim() != 2 or \
+                    x.size(-1) != self.in_channels:
                 raise ValueError(f"'x' must have shape [N, "
                                  f"{self.in_channels}] (got "
-                                 f"{list(x.shape)})")
+                                 f"{getattr(x, 'shape', type(x).__name__)})")
+            check_floating(x, 'x', self.lin_in.weight.dtype,
+                           "the weights of 'PinSage'")
             h = self.lin_in(x)
         if self.embedding is not None:
             if n_id is None:
@@ -498,6 +503,8 @@ class PinSage(torch.nn.Module):
         if len(blocks) != self.num_layers:
             raise ValueError(f"expected {self.num_layers} blocks (one per "
                              f"layer), got {len(blocks)}")
+        if x is not None and torch_geometric.is_debug_enabled():
+            check_finite(x, 'x')  # The training path reads data in debug only.
         h = self.embed_input(x, n_id)
         for k, (conv, block) in enumerate(zip(self.convs, blocks)):
             if len(block) != 3:
@@ -541,10 +548,14 @@ class PinSage(torch.nn.Module):
         if x is None and self.lin_in is not None:
             raise ValueError("this model was built with 'in_channels'; pass "
                              "the node features 'x'")
+        if x is not None:
+            check_floating(x, 'x')
         num_nodes = x.size(0) if self.num_nodes is None else self.num_nodes
         if x is not None and x.size(0) != num_nodes:
             raise ValueError(f"'x' must have {num_nodes} rows (num_nodes), "
                              f"got {x.size(0)}")
+        if x is not None:
+            check_finite(x, 'x')
         edge_index, edge_weight = _check_neighborhood(edge_index, edge_weight,
                                                       num_nodes)
         perm = torch.argsort(edge_index[1], stable=True)
