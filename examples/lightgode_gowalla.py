@@ -5,136 +5,75 @@ validation set in one solve and report the best t.
 
     python examples/lightgode_gowalla.py --raw-dir ../shared/data/gowalla
 
-``--raw-dir`` points at already-downloaded files (train.txt, test.txt); without
-it, files missing from ``<root>/raw`` are downloaded.
+--raw-dir points at already-downloaded files (train.txt, test.txt); without
+it, files missing from <root>/gowalla/raw are downloaded. The model and
+optimiser settings not given on the command line are the ones tuned for
+--dataset (LIGHTGODE_SETTINGS, measured in BENCHMARKS.md).
 
 The same script trains data-parallel on N processes (CPU, gloo):
 
     torchrun --nproc_per_node=N examples/lightgode_gowalla.py --raw-dir ...
 
-``--batch-size`` is the global batch (each process takes 1/N of it), so the
+--batch-size is the global batch (each process takes 1/N of it), so the
 result matches a single-process run; only rank 0 prints, writes the
 checkpoint and evaluates.
 """
 import argparse
 import json
-import resource
 import sys
 
-import torch
+from pyg_lightgode import cli
 
-from pyg_lightgode.datasets import load_dataset
-from pyg_lightgode.metrics import evaluate_ranking
-from pyg_lightgode.nn.models import LightGODE
-from pyg_lightgode.training import seed_everything
-from pyg_lightgode.utils import write_json
-from pyg_lightgode.training.distributed import (
-    destroy_distributed,
-    init_distributed,
-    is_main_process,
-    main_process_first,
-)
-from pyg_lightgode.training.recipes import (
-    LIGHTGODE_SETTINGS,
-    sweep_propagation,
-    train_lightgode,
-)
-
-# Tuned settings (LIGHTGODE_SETTINGS; the official recipe is gamma 10,
-# batch 256, lr 1e-3, dense Adam: SPEC 1.1). Measured in BENCHMARKS.md
-# section 2.
-GOWALLA = dict(dataset='gowalla', root='data', epochs=300, val_ratio=0.1,
-               **LIGHTGODE_SETTINGS['gowalla'])
+TUNED = ' (default: tuned for --dataset, LIGHTGODE_SETTINGS)'
 
 
-def parse_args(defaults, argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    add = parser.add_argument
-    add('--dataset', default=defaults['dataset'])
-    add('--root', default=defaults['root'], help='dataset root folder')
-    add('--raw-dir', default=None,
-        help='folder with already-downloaded raw files to use')
-    add('--epochs', type=int, default=defaults['epochs'])
-    add('--batch-size', type=int, default=defaults['batch_size'],
-        help='global batch: split across processes under torchrun')
-    add('--lr', type=float, default=defaults['lr'])
-    add('--weight-decay', type=float, default=defaults.get('weight_decay', 0))
-    add('--dim', type=int, default=64)
-    add('--gamma', type=float, default=defaults['gamma'])
-    add('--t', type=float, default=defaults['t'],
-        help='ODE end time used for the reported test numbers')
+def parse_args(doc, dataset, argv=None):
+    parser = cli.make_parser(doc)
+    cli.add_data_arguments(parser, dataset)
+    add = parser.add_argument_group('model and training').add_argument
+    add('--epochs', type=int, default=300,
+        help='most epochs (early stopping usually ends sooner)')
+    add('--patience', type=int, default=10,
+        help='epochs without a better validation NDCG@20 before stopping')
+    add('--batch-size', type=int,
+        help='global batch: split across processes under torchrun' + TUNED)
+    add('--lr', type=float, help='learning rate' + TUNED)
+    add('--weight-decay', type=float, help='L2 weight decay' + TUNED)
+    add('--dim', type=int, default=64, help='embedding dimension')
+    add('--gamma', type=float,
+        help='weight of the uniformity loss against alignment' + TUNED)
+    add('--sparse', action=argparse.BooleanOptionalAction,
+        help='sparse embedding gradients with (lazy) SparseAdam; '
+        '--no-sparse for dense Adam' + TUNED)
+    add = parser.add_argument_group('propagation after training').add_argument
+    add('--t', type=float,
+        help='ODE end time of the reported test numbers' + TUNED)
     add('--method', default='euler',
         help="ODE solver: 'euler' without --step-size is the official one "
         "step; 'exact', 'rk4', 'dopri5', ... solve accurately")
-    add('--step-size', type=float, default=None)
-    add('--sparse', action=argparse.BooleanOptionalAction,
-        default=defaults.get('sparse', False),
-        help='sparse embedding gradients with (lazy) SparseAdam; '
-        '--no-sparse for dense Adam')
-    add('--patience', type=int, default=10)
-    add('--val-ratio', type=float, default=defaults['val_ratio'],
-        help='per-user share of training pairs held out for validation')
-    add('--seed', type=int, default=2020)
-    add('--checkpoint', default=None,
-        help='checkpoint path; an existing one is resumed')
+    add('--step-size', type=float, default=None,
+        help='fixed step of the ODE solver (default: one step)')
     add('--sweep-t', default='0,0.5,1,1.5,2,2.5,3,4,5,7,10',
         help='comma-separated ODE times to sweep on validation')
     add('--sweep-methods', default=None,
-        help="comma-separated solvers to sweep t with (default: --method), "
-        "e.g. 'euler,exact'")
+        help="comma-separated solvers to sweep t with, e.g. 'euler,exact' "
+        "(default: --method)")
     add('--layers', type=int, default=4,
         help='also report 0..L discrete LightGCN-style layers')
-    add('--plot', default=None, help='save a PNG of the sweep (matplotlib)')
-    add('--json', default=None, help='write the results as JSON')
-    add('--quiet', action='store_true', help='no progress bars')
+    cli.add_output_arguments(
+        parser, plot_help='save a PNG of the sweeps and the training curve '
+        '(needs matplotlib)',
+        quiet_help='no progress bars (the per-epoch log stays)')
     return parser.parse_args(argv)
 
 
-def load(args):
-    options = {}
-    if args.dataset == 'gowalla':
-        options['val_ratio'] = args.val_ratio
-    return load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
-                        seed=args.seed, **options)
+def main(doc=__doc__, dataset='gowalla', argv=None):
+    args = parse_args(doc, dataset, argv)  # --help exits before torch loads.
+    from pyg_lightgode.training.distributed import (
+        destroy_distributed,
+        init_distributed,
+    )
 
-
-def test_metrics(model, split, t, ks=(20, )):
-    with torch.no_grad():
-        users, items = model.get_embedding(split.train_index, t=t)
-    return evaluate_ranking(users, items, split.test_index,
-                            exclude=split.known_interactions('test'),
-                            ks=ks, metrics=('recall', 'ndcg'))
-
-
-def plot_sweep(rows, path):
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print('matplotlib is not installed; skipping --plot')
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for key, axis in (('t', axes[0]), ('layers', axes[1])):
-        sel = [r for r in rows if key in r]
-        if not sel:
-            continue
-        xs = [r[key] for r in sel]
-        axis.plot(xs, [r['ndcg@20'] for r in sel], 'o-', label='NDCG@20')
-        axis.plot(xs, [r['recall@20'] for r in sel], 's-', label='Recall@20')
-        twin = axis.twinx()
-        twin.plot(xs, [r['discrepancy'] for r in sel], 'k--',
-                  label='discrepancy')
-        twin.set_ylabel('embedding discrepancy')
-        axis.set_xlabel('ODE time t' if key == 't' else 'discrete layers')
-        axis.legend(loc='lower right')
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    print(f'saved {path}')
-
-
-def main(defaults=GOWALLA, argv=None):
-    args = parse_args(defaults, argv)
     # A process group only under torchrun with WORLD_SIZE > 1; the recipes
     # train on CPU, hence gloo.
     init_distributed(device='cpu')
@@ -144,13 +83,58 @@ def main(defaults=GOWALLA, argv=None):
         destroy_distributed()
 
 
+def test_metrics(model, split, t):
+    import torch
+
+    from pyg_lightgode.metrics import evaluate_ranking
+    with torch.no_grad():
+        users, items = model.get_embedding(split.train_index, t=t)
+    return evaluate_ranking(users, items, split.test_index,
+                            exclude=split.known_interactions('test'),
+                            ks=(20, ), metrics=('recall', 'ndcg'))
+
+
+def sweep_panels(rows, history):
+    panels = []
+    for key, label in (('t', 'ODE time t'), ('layers', 'discrete layers')):
+        sel = [r for r in rows if key in r]
+        panels.append({
+            'x': [r[key] for r in sel], 'xlabel': label,
+            'lines': {f'validation {m}': [r[m] for r in sel]
+                      for m in ('ndcg@20', 'recall@20')},
+            'twin': {'discrepancy': [r['discrepancy'] for r in sel]},
+            'twin_label': 'embedding discrepancy'})
+    return panels + cli.history_panels(history)
+
+
 def run(args):
+    import resource
+
+    from pyg_lightgode.nn.models import LightGODE
+    from pyg_lightgode.training import LIGHTGODE_SETTINGS, seed_everything
+    from pyg_lightgode.training.distributed import (
+        is_main_process,
+        main_process_first,
+    )
+    from pyg_lightgode.training.recipes import (
+        sweep_propagation,
+        train_lightgode,
+    )
+    from pyg_lightgode.utils import write_json
+
+    main = is_main_process()
+    tuned_for = args.dataset if args.dataset in LIGHTGODE_SETTINGS else \
+        'movielens100k'
+    cli.fill_defaults(args, LIGHTGODE_SETTINGS[tuned_for])
     seed_everything(args.seed)
     with main_process_first():  # Rank 0 processes the dataset files first.
-        split = load(args)
-    main = is_main_process()
+        split = cli.load_split(args)
     if main:
         print(f'{args.dataset}: {split.stats()}')
+        print(f"settings (LIGHTGODE_SETTINGS['{tuned_for}'] where not "
+              f"given): gamma={args.gamma}, t={args.t}, "
+              f"sparse={args.sparse}, batch_size={args.batch_size}, "
+              f"lr={args.lr}, weight_decay={args.weight_decay}")
     model = LightGODE(split.num_users, split.num_items, args.dim, t=args.t,
                       gamma=args.gamma, method=args.method,
                       step_size=args.step_size, sparse=args.sparse)
@@ -165,7 +149,8 @@ def run(args):
           f'{result.best_score:.4f}), {result.seconds_per_epoch:.1f} s/epoch')
 
     report = {'args': vars(args), 'best_epoch': result.best_epoch,
-              'seconds_per_epoch': result.seconds_per_epoch}
+              'seconds_per_epoch': result.seconds_per_epoch,
+              'history': result.history}
     report['test'] = test_metrics(model, split, args.t)
     report['test_no_propagation'] = test_metrics(model, split, 0.0)
     print(f"test (t={args.t}, {args.method}): {report['test']}")
@@ -199,7 +184,7 @@ def run(args):
         resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak memory {report['peak_mib']:.0f} MiB")
     if args.plot:
-        plot_sweep(rows, args.plot)
+        cli.save_plot(sweep_panels(rows, result.history), args.plot)
     if args.json:
         write_json(report, args.json)
     return report

@@ -10,96 +10,80 @@ scaled MRR of the paper.
     python examples/pinsage_movielens.py --dataset movielens1m \
         --raw-dir ../shared/data/ml-1m
 
-``--raw-dir`` points at already-downloaded files; without it, files missing
-from ``<root>/<dataset>/raw`` are downloaded. Ablations: ``--aggr mean``,
-``--aggr max``, ``--no-hard-negatives``, ``--input features`` (features
-only: the genres do not identify a movie, and accuracy drops below
-popularity) or ``--input ids``.
+--raw-dir points at already-downloaded files; without it, files missing
+from <root>/<dataset>/raw are downloaded. Ablations: --aggr mean,
+--aggr max, --no-hard-negatives, --input features (features only: the
+genres do not identify a movie, and accuracy drops below popularity) or
+--input ids.
 """
-import argparse
 import json
 import sys
 
-import torch
+from pyg_lightgode import cli
 
-from pyg_lightgode.datasets import load_dataset
-from pyg_lightgode.metrics import evaluate_ranking
-from pyg_lightgode.metrics.item_to_item import (
-    item_to_item_metrics,
-    item_to_item_pairs,
-)
-from pyg_lightgode.nn.models.pinsage import PinSage
-from pyg_lightgode.training import seed_everything
-from pyg_lightgode.training.pinsage import pinsage_embeddings, train_pinsage
-from pyg_lightgode.utils import write_json
-
-MOVIELENS = dict(dataset='movielens100k', root='data', input='both',
-                 epochs=30, batch_size=512, lr=1e-2, lr_decay=0.95,
-                 margin=0.05, neighbors=10, walks=10, pairs_per_epoch=None,
-                 val_ratio=None)
+MOVIELENS = dict(dataset='movielens100k', input='both', epochs=30,
+                 batch_size=512, lr=1e-2, lr_decay=0.95, margin=0.05,
+                 neighbors=10, walks=10, pairs_per_epoch=None, val_ratio=0.1)
 
 
-def parse_args(defaults, argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    add = parser.add_argument
-    add('--dataset', default=defaults['dataset'])
-    add('--root', default=defaults['root'], help='datasets root folder')
-    add('--raw-dir', default=None,
-        help='folder with already-downloaded raw files to use')
+def parse_args(defaults, doc=__doc__, argv=None):
+    parser = cli.make_parser(doc)
+    cli.add_data_arguments(parser, defaults['dataset'],
+                           val_ratio=defaults['val_ratio'])
+    add = parser.add_argument_group('model').add_argument
     add('--input', default=defaults['input'],
         choices=('features', 'ids', 'both'),
         help='item features, learnable ID embeddings, or their sum')
-    add('--epochs', type=int, default=defaults['epochs'])
-    add('--batch-size', type=int, default=defaults['batch_size'])
-    add('--lr', type=float, default=defaults['lr'])
-    add('--lr-decay', type=float, default=defaults['lr_decay'],
-        help='learning-rate decay per epoch after the warm-up epoch')
-    add('--margin', type=float, default=defaults['margin'],
-        help='max-margin Delta (on cosine scores unless --raw-scores)')
+    add('--dim', type=int, default=64, help='hidden and output dimension')
+    add('--layers', type=int, default=2, help='PinSAGEConv layers')
+    add('--aggr', default='importance', choices=('importance', 'mean', 'max'),
+        help='neighbourhood aggregation of PinSAGEConv')
     add('--raw-scores', action='store_true',
         help='do not l2-normalise the output embeddings (paper head)')
-    add('--dim', type=int, default=64)
-    add('--layers', type=int, default=2)
-    add('--aggr', default='importance', choices=('importance', 'mean', 'max'))
     add('--neighbors', type=int, default=defaults['neighbors'],
         help='importance neighbours T per node and layer')
     add('--walks', type=int, default=defaults['walks'],
         help='random walks per node for the neighbourhoods')
+    add = parser.add_argument_group('training').add_argument
+    add('--epochs', type=int, default=defaults['epochs'],
+        help='most epochs (early stopping may end sooner)')
+    add('--patience', type=int, default=10,
+        help='epochs without a better validation NDCG@20 before stopping')
+    add('--batch-size', type=int, default=defaults['batch_size'],
+        help='item pairs per minibatch')
+    add('--lr', type=float, default=defaults['lr'], help='learning rate')
+    add('--lr-decay', type=float, default=defaults['lr_decay'],
+        help='learning-rate decay per epoch after the warm-up epoch')
+    add('--margin', type=float, default=defaults['margin'],
+        help='max-margin Delta (on cosine scores unless --raw-scores)')
     add('--num-negatives', type=int, default=500,
         help='random negatives shared by a minibatch')
-    add('--no-hard-negatives', action='store_true')
+    add('--no-hard-negatives', action='store_true',
+        help='random negatives only (no curriculum of hard negatives)')
     add('--max-hard-negatives', type=int, default=5,
         help='epoch n uses min(n - 1, this) hard negatives per query')
     add('--pairs-per-epoch', type=int, default=defaults['pairs_per_epoch'],
         help='item pairs per epoch (default: one per training interaction)')
-    add('--user-weighting', default='mean', choices=('mean', 'importance'))
+    add('--user-weighting', default='mean', choices=('mean', 'importance'),
+        help='how a user embedding pools its training items\' embeddings')
     add('--num-workers', type=int, default=0,
         help='sampling processes (0: sample in the main process)')
-    add('--threads', type=int, default=None, help='torch threads')
-    add('--patience', type=int, default=10)
-    add('--val-ratio', type=float, default=defaults['val_ratio'],
-        help='Gowalla: share of training pairs held out for validation')
+    add('--threads', type=int, default=None,
+        help='torch threads (default: torch\'s choice)')
+    add = parser.add_argument_group('evaluation').add_argument
     add('--i2i-ks', default='10,100',
         help='comma-separated K of the item-to-item hit rate')
     add('--mrr-scale', type=float, default=100.0,
         help='scale s of the item-to-item MRR, mean of 1/ceil(rank/s)')
-    add('--seed', type=int, default=2020)
-    add('--checkpoint', default=None,
-        help='checkpoint path; an existing one is resumed')
-    add('--json', default=None, help='write the results as JSON')
-    add('--quiet', action='store_true', help='no progress output')
+    cli.add_output_arguments(
+        parser, plot_help='save a PNG of the training curve (needs '
+        'matplotlib)', quiet_help='no progress bars or per-epoch log')
     return parser.parse_args(argv)
 
 
-def load(args):
-    options = {'seed': args.seed}
-    if args.val_ratio is not None:
-        options['val_ratio'] = args.val_ratio
-    return load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
-                        **options)
-
-
 def build_model(args, split):
+    from pyg_lightgode.nn.models import PinSage
+
     use_ids = args.input in ('ids', 'both')
     use_features = args.input in ('features', 'both')
     if use_features and split.item_x is None:
@@ -116,12 +100,26 @@ def walk_options(args):
     return dict(num_walks=args.walks, num_traversals=2, restart_prob=0.5)
 
 
-def main(defaults=MOVIELENS, argv=None):
-    args = parse_args(defaults, argv)
+def main(defaults=MOVIELENS, argv=None, doc=__doc__):
+    args = parse_args(defaults, doc, argv)  # --help exits before torch loads.
+    import torch
+
+    from pyg_lightgode.metrics import (
+        evaluate_ranking,
+        item_to_item_metrics,
+        item_to_item_pairs,
+    )
+    from pyg_lightgode.training import (
+        pinsage_embeddings,
+        seed_everything,
+        train_pinsage,
+    )
+    from pyg_lightgode.utils import write_json
+
     if args.threads:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed)
-    split = load(args)
+    split = cli.load_split(args)
     print(f'{args.dataset}: {split.stats()}')
     model = build_model(args, split)
     result = train_pinsage(
@@ -160,6 +158,8 @@ def main(defaults=MOVIELENS, argv=None):
     print(f"test (all-item, {split.num_items} items): {report['test']}")
     print(f"item-to-item (scaled MRR scale {args.mrr_scale:g}): "
           f"{report['item_to_item']}")
+    if args.plot:
+        cli.save_plot(cli.history_panels(result.history), args.plot)
     if args.json:
         write_json(report, args.json)
     return report

@@ -10,3 +10,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(num_threads)
+
+
+# Fixtures that start processes: a test using one is an end-to-end run.
+PROCESS_FIXTURES = {'two_process_run'}
+
+
+def pytest_collection_modifyitems(items):
+    r"""Marks the tests that start processes (the 2-rank DDP runs of
+    test_distributed.py) as :obj:`slow`, like the example and benchmark
+    runs, which carry the marker themselves."""
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)

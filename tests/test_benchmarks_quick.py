@@ -9,6 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ML100K / 'u.data').exists(),
                     reason='../shared/data/ml-100k is not present')
 def test_benchmark_runner_quick_mode(tmp_path):

@@ -1,10 +1,11 @@
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-import pyg_lightgode.datasets.gowalla as gowalla_module
+import pyg_lightgode.datasets.lightgcn as lightgcn_module
 
 EXAMPLES = Path(__file__).resolve().parents[1] / 'examples'
 sys.path.insert(0, str(EXAMPLES))
@@ -13,7 +14,7 @@ import pinsage_gowalla  # noqa: E402
 import pinsage_movielens  # noqa: E402
 
 NUM_USERS, NUM_ITEMS, ITEMS_PER_USER = 16, 12, 7
-
+HAS_MATPLOTLIB = importlib.util.find_spec('matplotlib') is not None
 
 
 def user_items(user):
@@ -52,6 +53,7 @@ def check_report(report, tmp_path, num_items):
         report['test']
 
 
+@pytest.mark.slow
 def test_pinsage_movielens_example(tmp_path, capsys):
     genres = '|0' * 19
     data = ''.join(f'{u + 1}\t{i + 1}\t{4 + (u + i) % 2}\t{1000 + 7 * u + i}\n'
@@ -80,11 +82,12 @@ def test_pinsage_movielens_example(tmp_path, capsys):
     check_report(ablation, tmp_path, NUM_ITEMS)
 
 
+@pytest.mark.slow
 def test_pinsage_gowalla_example(tmp_path, monkeypatch):
     def no_download(url, *args, **kwargs):
         raise AssertionError(f'unexpected download of {url}')
 
-    monkeypatch.setattr(gowalla_module, 'download_url', no_download)
+    monkeypatch.setattr(lightgcn_module, 'download_url', no_download)
     train = test = ''
     for u in range(NUM_USERS):
         items = user_items(u)
@@ -95,9 +98,11 @@ def test_pinsage_gowalla_example(tmp_path, monkeypatch):
     report = pinsage_movielens.main(
         pinsage_gowalla.GOWALLA,
         small_args(tmp_path, raw) + ['--val-ratio', '0.2',
-                                     '--num-workers', '1'])
+                                     '--num-workers', '1', '--plot',
+                                     str(tmp_path / 'curve.png')])
     check_report(report, tmp_path, NUM_ITEMS)
     assert report['args']['input'] == 'ids'
+    assert (tmp_path / 'curve.png').exists() == HAS_MATPLOTLIB
     with pytest.raises(ValueError, match='item features'):
         pinsage_movielens.main(pinsage_gowalla.GOWALLA,
                                small_args(tmp_path, raw) +

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.testing import assert_module
+from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
+from torch_geometric.utils import to_torch_csr_tensor
 
 from pyg_lightgode.nn.conv import LightGODEConv
-from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.typing import SparseTensor, WITH_TORCH_SPARSE
-from torch_geometric.utils import to_torch_csr_tensor
 
 # A method with the settings that make it accurate on the graph below, and
 # the times it is checked at (adaptive_heun is slow, so it gets short ones).
@@ -28,7 +29,6 @@ ACCURATE = [
     ('fehlberg2', dict(rtol=1e-6, atol=1e-8), [0.5, 1.5, 3.0]),
     ('adaptive_heun', dict(rtol=1e-4, atol=1e-6), [0.5, 1.0]),
 ]
-
 
 
 def random_bipartite(num_users=6, num_items=8, seed=0):
@@ -347,3 +347,22 @@ def test_reset_parameters_and_repr():
     conv.reset_parameters()
     assert list(conv.parameters()) == []
     assert repr(conv) == "LightGODEConv(t=3.0, method='rk4', step_size=0.25)"
+
+
+@pytest.mark.parametrize('method,kwargs', [('euler', {}), ('exact', {}),
+                                           ('rk4', dict(step_size=0.5))])
+def test_assert_module(method, kwargs):
+    r"""PyG's layer contract: output shape, invariance to the order of the
+    edges and the same output for every sparse layout PyG tests (CSC, COO
+    and, when installed, torch_sparse's SparseTensor)."""
+    x, edge_index = random_bipartite()
+    conv = LightGODEConv(t=1.5, method=method, **kwargs)
+    out = assert_module(conv, x, edge_index, expected_size=tuple(x.shape),
+                        atol=1e-10)
+    assert torch.allclose(out, conv(x, edge_index))
+    # With edge weights (PyG's assert_module permutes them along with the
+    # edges; its sparse layouts carry no values).
+    weight = torch.rand(edge_index.size(1), dtype=torch.float64) + 0.5
+    assert_module(conv, x, edge_index, edge_weight=weight,
+                  expected_size=tuple(x.shape), test_sparse_layouts=[],
+                  atol=1e-10)

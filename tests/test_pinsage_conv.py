@@ -1,5 +1,6 @@
 import pytest
 import torch
+from torch_geometric.testing import assert_module
 from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
 from torch_geometric.utils import to_torch_csr_tensor
 
@@ -220,3 +221,25 @@ def test_errors():
                                     size=(4, 4)))
     with pytest.raises(TypeError, match='pair'):
         conv([X, X, X], EDGE_INDEX)
+
+
+@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
+def test_assert_module(aggr):
+    r"""PyG's layer contract on a homogeneous graph and on a bipartite
+    (source, target) pair: output shape, invariance to the order of the
+    edges (with and without importance weights) and the same output for
+    every sparse layout PyG tests (CSC, COO and, when installed,
+    torch_sparse's SparseTensor; these carry no weights)."""
+    torch.manual_seed(5)
+    conv = PinSAGEConv(2, 3, hidden_channels=4, aggr=aggr)
+    out = assert_module(conv, X, EDGE_INDEX, expected_size=(4, 3),
+                        atol=1e-6)
+    assert torch.allclose(out, conv(X, EDGE_INDEX), atol=1e-6)
+    assert_module(conv, X, EDGE_INDEX, edge_weight=EDGE_WEIGHT,
+                  expected_size=(4, 3), test_sparse_layouts=[], atol=1e-6)
+
+    x_src, x_dst = torch.randn(5, 3), torch.randn(2, 4)
+    edge_index = torch.tensor([[0, 4, 2, 3, 1], [0, 0, 1, 1, 1]])
+    conv = PinSAGEConv((3, 4), 6, aggr=aggr)
+    assert_module(conv, (x_src, x_dst), edge_index, expected_size=(2, 6),
+                  atol=1e-6)

@@ -7,6 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (ML100K / 'u.data').exists(),
                     reason='../shared/data/ml-100k is not present')
 def test_readme_usage_example_runs(tmp_path, monkeypatch, capsys):

@@ -7,6 +7,8 @@ row holds user ids in :obj:`0..num_users-1` and whose second row holds item ids
 in :obj:`0..num_items-1`. In the homogeneous graph users keep their ids and
 items are offset by :obj:`num_users`.
 """
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -87,7 +89,22 @@ def bipartite_to_adj_t(index: Tensor, num_users: int, num_items: int,
         edge_weight = torch.cat([edge_weight, edge_weight])
     n = num_users + num_items
     # Symmetric, so the transpose equals the matrix itself.
-    return to_torch_csr_tensor(edge_index, edge_weight, size=(n, n))
+    with quiet_sparse_csr():
+        return to_torch_csr_tensor(edge_index, edge_weight, size=(n, n))
+
+
+@contextmanager
+def quiet_sparse_csr():
+    r"""Silences the notices torch prints once per process when it first
+    builds a sparse CSR tensor ("Sparse CSR tensor support is in beta
+    state", "Sparse invariant checks are implicitly disabled"): the package
+    builds its CSR adjacencies from validated indices and only multiplies
+    with them, so on a user's run the notices would only alarm."""
+    with warnings.catch_warnings():
+        for message in ('Sparse CSR tensor support is in beta state',
+                        'Sparse invariant checks are implicitly disabled'):
+            warnings.filterwarnings('ignore', message, UserWarning)
+        yield
 
 
 def _user_items(index: Tensor, num_users: int) -> Sequence[Tensor]:

@@ -31,6 +31,7 @@ from torch import Tensor
 from torch_geometric.index import ptr2index
 from torch_geometric.utils import to_torch_csr_tensor
 
+from pyg_lightgode.data.bipartite import quiet_sparse_csr
 from pyg_lightgode.sampler.random_walk import CSR, bipartite_csr
 
 DEFAULT_RANK_RANGE = (0.01, 0.025)
@@ -46,8 +47,9 @@ def _transposed_transition(csr: CSR, num_cols: int) -> Tensor:
     rowptr, col = csr
     row = ptr2index(rowptr, col.numel())
     deg = (rowptr[1:] - rowptr[:-1]).to(torch.float)
-    return to_torch_csr_tensor(torch.stack([col, row]), 1.0 / deg[row],
-                               size=(num_cols, rowptr.numel() - 1))
+    with quiet_sparse_csr():  # Built from a valid CSR: no beta notices.
+        return to_torch_csr_tensor(torch.stack([col, row]), 1.0 / deg[row],
+                                   size=(num_cols, rowptr.numel() - 1))
 
 
 def resolve_rank_range(rank_range: RankRange, num_items: int) -> Tuple[int,
