@@ -33,8 +33,32 @@ def _to_numpy_ids(raw: RawIds, name: str) -> np.ndarray:
     return arr
 
 
+def _factorize_objects(arr: np.ndarray,
+                       name: str) -> Tuple[Tensor, np.ndarray]:
+    # Hashes first and sorts only the distinct ids: a fixed-width string
+    # array of all rows would cost rows x longest id x 4 bytes.
+    import pandas as pd
+    codes, uniques = pd.factorize(arr)
+    if (codes < 0).any():
+        raise ValueError(f"'{name}' holds missing (NaN/None) ids at "
+                         f"positions {np.flatnonzero(codes < 0)[:5].tolist()}")
+    try:
+        order = np.argsort(uniques, kind='stable')
+    except TypeError as e:  # mixed types cannot be ordered
+        raise TypeError(f"'{name}' must hold ids of one kind (all integers "
+                        f"or all strings): {e}") from None
+    uniques = uniques[order]
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    if all(isinstance(v, str) for v in uniques):
+        uniques = uniques.astype(str)
+    return torch.from_numpy(rank[codes]), uniques
+
+
 def _factorize(raw: RawIds, name: str) -> Tuple[Tensor, np.ndarray]:
     arr = _to_numpy_ids(raw, name)
+    if arr.dtype.kind == 'O':
+        return _factorize_objects(arr, name)
     try:
         uniques, inverse = np.unique(arr, return_inverse=True)
     except TypeError as e:  # mixed types cannot be ordered
