@@ -1,3 +1,5 @@
+from .amazon_book import AmazonBook
+from .gowalla import Gowalla
 from .interaction_table import (
     InteractionTable,
     from_interaction_table,
@@ -10,11 +12,9 @@ from .lightgcn import (
     read_lightgcn_file,
     remove_stale_tmp_files,
 )
-from .gowalla import Gowalla
-from .yelp2018 import Yelp2018
-from .amazon_book import AmazonBook
-from .movielens import load_movielens, read_movielens_ratings
 from .load import DATASET_NAMES, link_raw_files, load_dataset
+from .movielens import load_movielens, read_movielens_ratings
+from .yelp2018 import Yelp2018
 
 __all__ = [
     'LightGCNDataset',

@@ -10,17 +10,16 @@ from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
-
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url
 from torch_geometric.data.data import BaseData
 
 from pyg_lightgode.data.bipartite import ITEM, RATED_BY, RATES, USER
-from pyg_lightgode.utils.io import atomic_write
 from pyg_lightgode.datasets.interaction_table import (
     UINT_PATTERN,
     file_error,
     read_complete_text,
 )
+from pyg_lightgode.utils.io import atomic_write
 
 _TEXT = re.compile(r'[0-9 \t\r\n]*')
 _MAX_DIGITS = 12  # far above any real catalogue; guards int64 overflow

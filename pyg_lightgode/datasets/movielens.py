@@ -133,9 +133,9 @@ def load_movielens(
     user_x, item_x = data['user'].x, data['movie'].x
     if user_x.size(0) != len(user_ids) or item_x.size(0) != len(item_ids):
         raise ValueError(f"the processed PyG features ({user_x.size(0)} "
-                         f"users, {item_x.size(0)} items) do not match the raw "
-                         f"files ({len(user_ids)}, {len(item_ids)}); reload "
-                         f"with force_reload=True")
+                         f"users, {item_x.size(0)} items) do not match the "
+                         f"raw files ({len(user_ids)}, {len(item_ids)}); "
+                         f"reload with force_reload=True")
     if year_feature:
         item_x = torch.cat([
             item_x,
