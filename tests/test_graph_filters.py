@@ -671,12 +671,6 @@ def test_bspm_without_sharpening(R, edge_index, k_gap, dense_ops):
                      2e-4)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: BSPM with sharpen_t=0 and t_point_combination averages the "
-    "blurring grid points together with an extra copy of the last one "
-    "(the sharpening 'start'), so the last blurring point is counted "
-    "twice; with no sharpening only the blurring grid points should be "
-    "averaged (SPEC 7 / official BSPM: mean(blurred_out[1:]))"))
 def test_bspm_tpc_without_sharpening_averages_blur_points(R, edge_index,
                                                           k_gap, dense_ops):
     P, M = dense_ops
@@ -890,7 +884,7 @@ def test_recommend_matches_dense_topk(R, fitted):
 def z(scores):
     r"""Per-user z-score (sample std); rows without spread give zeros."""
     scores = scores.double()
-    std = scores.std(1, keepdim=True)
+    std = scores.std(1, keepdim=True, correction=0)
     out = (scores - scores.mean(1, keepdim=True)) / std
     return torch.where(std > 0, out, torch.zeros_like(out))
 
@@ -913,7 +907,7 @@ def test_score_fusion_weighted_sum_of_standardised(fitted):
     # standardize: zero mean, unit std per row; constant rows -> zeros.
     s = standardize(torch.randn(4, I, generator=gen) * 7 + 3)
     assert_close(s.mean(1), torch.zeros(4, dtype=F64), 1e-5)
-    assert_close(s.std(1), torch.ones(4, dtype=F64), 1e-5)
+    assert_close(s.std(1, correction=0), torch.ones(4, dtype=F64), 1e-5)
     assert torch.equal(standardize(torch.full((2, I), 5.0)),
                        torch.zeros(2, I))
     # An empty user of a filter (all-zero scores) stays finite:
@@ -955,11 +949,6 @@ def test_score_fusion_bad_input(fitted):
 
 
 @pytest.mark.filterwarnings('ignore:std_mean')
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: standardize() uses the unbiased std (correction=1), which is NaN "
-    "for a single item, and clamp_min(NaN) stays NaN: ScoreFusion over a "
-    "one-item catalogue returns NaN instead of the documented zeros for "
-    "rows with no spread"))
 def test_standardize_single_item_is_zero_not_nan():
     fusion = ScoreFusion([EmbeddingScorer(torch.randn(3, 2),
                                           torch.randn(1, 2))], [1.0])
@@ -1001,11 +990,6 @@ def test_svd_method_and_options(edge_index):
         BSPM(U, I, k=4, svd='arpack').fit(edge_index)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "BUG (minor): GFCF/BSPM accept an unknown 'svd' (and 'niter') at "
-    "construction and only fail in fit(), with a message naming "
-    "'method' rather than the 'svd' argument; every other option (k, "
-    "alpha, beta, merge, times, solvers) is checked in __init__"))
 def test_unknown_svd_rejected_at_construction():
     with pytest.raises(ValueError, match="'svd'"):
         GFCF(U, I, k=4, svd='arpack')
@@ -1068,11 +1052,6 @@ def test_user_ids_out_of_range(fitted, users):
         fitted['gfcf'].recommend(users, k=3)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "BUG: EmbeddingScorer.score does not validate user ids: a negative id "
-    "silently scores another user (Python indexing wraps -1 to the last "
-    "user) and an id >= num_users raises IndexError, not ValueError "
-    "naming 'users' as the graph filters do"))
 def test_embedding_scorer_rejects_bad_users():
     emb = EmbeddingScorer(torch.randn(U, 4), torch.randn(I, 4))
     with pytest.raises(ValueError, match="'users'"):

@@ -216,6 +216,77 @@ def item_item(x: Tensor, graph: NormalizedGraph,
     return out
 
 
+class SparseRows(NamedTuple):
+    r"""A batch of sparse interaction rows in CSR parts: row pointers
+    :obj:`[b + 1]`, column ids and values. Sparse rows let the first product
+    of a filter touch only the rows of the operator that the users' items
+    select (:func:`sparse_rows_matmul`)."""
+    crow: Tensor
+    col: Tensor
+    value: Tensor
+
+    @property
+    def num_rows(self) -> int:
+        return self.crow.numel() - 1
+
+
+#: Entries gathered at once by :func:`sparse_rows_matmul` (bounds its
+#: temporaries to about 24 bytes each).
+GATHER_CHUNK = 1 << 24
+
+
+def sparse_rows_matmul(rows: SparseRows, matrix: Tensor,
+                       chunk: int = GATHER_CHUNK) -> Tensor:
+    r"""Dense :obj:`[b, N]` product of sparse rows :obj:`[b, M]` with a CSR
+    :obj:`matrix` :obj:`[M, N]`, by gathering the selected rows of
+    :obj:`matrix` and adding them up: the work is the number of gathered
+    entries, :math:`\sum_{(u, i) \in 	ext{rows}} \mathrm{nnz}(M_i)`, not
+    :math:`b \cdot \mathrm{nnz}(M)` (measured several times faster than
+    :func:`torch.sparse.mm` for interaction rows, sparse or dense, see
+    BENCHMARKS.md)."""
+    m_crow, m_col, m_val = (matrix.crow_indices(), matrix.col_indices(),
+                            matrix.values())
+    num_cols = matrix.size(1)
+    device = rows.col.device
+    out = torch.zeros(rows.num_rows * num_cols, dtype=m_val.dtype,
+                      device=device)
+    row_of = torch.repeat_interleave(
+        torch.arange(rows.num_rows, device=device), rows.crow.diff())
+    count = m_crow[rows.col + 1] - m_crow[rows.col]
+    ends = torch.cumsum(count, 0)
+    total = int(ends[-1]) if ends.numel() else 0
+    cuts = torch.searchsorted(
+        ends, torch.arange(chunk, max(total, chunk), chunk, device=device),
+        right=True).tolist()
+    bounds = sorted(set([0] + cuts + [rows.col.numel()]))
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        cnt = count[start:stop]
+        entry = torch.repeat_interleave(
+            torch.arange(start, stop, device=device), cnt)
+        offset = torch.arange(entry.numel(), device=device) - \
+            torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
+        pos = m_crow[rows.col[entry]] + offset
+        out.index_add_(0, row_of[entry] * num_cols + m_col[pos],
+                       rows.value[entry].to(m_val.dtype) * m_val[pos])
+    return out.view(rows.num_rows, num_cols)
+
+
+def dense_to_sparse_rows(x: Tensor) -> SparseRows:
+    r"""The non-zeros of a dense :obj:`[b, N]` matrix as :class:`SparseRows`."""
+    row, col = x.nonzero(as_tuple=True)
+    crow = torch.zeros(x.size(0) + 1, dtype=torch.long, device=x.device)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=x.size(0)), 0)
+    return SparseRows(crow, col, x[row, col])
+
+
+def item_item_rows(rows: SparseRows, graph: NormalizedGraph) -> Tensor:
+    r""":func:`item_item` of sparse rows, by two gathers through the users
+    (:math:`r 	ilde{R}^\top` then :math:`\cdot\,	ilde{R}`); returns the
+    item-major :obj:`[I, b]` like :func:`item_item`."""
+    users = sparse_rows_matmul(rows, graph.matrix_t)  # [b, U]
+    return sparse_rows_matmul(dense_to_sparse_rows(users), graph.matrix).t()
+
+
 class SpectralBasis(NamedTuple):
     r"""The top-:math:`k` right singular vectors :math:`V` (:obj:`[I, k]`)
     and singular values (:obj:`[k]`, descending) of :math:`\tilde{R}`."""

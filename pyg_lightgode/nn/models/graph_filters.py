@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from pyg_lightgode.nn.filters.operators import (
+    SVD_METHODS,
     LinearFlow,
     NormalizedGraph,
     check_flow,
@@ -49,6 +50,15 @@ def _check_real(value, name: str, positive: bool = False,
                 'a non-negative' if non_negative else 'a finite')
         raise ValueError(f"'{name}' must be {what} number (got {value!r})")
     return float(value)
+
+
+def _check_svd(svd: str, niter: int) -> None:
+    if svd not in SVD_METHODS:
+        raise ValueError(f"Unknown 'svd' {svd!r}; valid methods are: "
+                         f"{', '.join(SVD_METHODS)}")
+    if isinstance(niter, bool) or not isinstance(niter, int) or niter < 0:
+        raise ValueError(f"'niter' must be a non-negative integer (got "
+                         f"{niter!r})")
 
 
 def check_user_ids(users: Tensor, num_users: int, name: str = 'users'
@@ -115,13 +125,14 @@ class EmbeddingScorer(Scorer):
         self.num_users, self.num_items = user_emb.size(0), item_emb.size(0)
 
     def score(self, users: Tensor) -> Tensor:
+        users = check_user_ids(users, self.num_users)
         return self.user_emb[users] @ self.item_emb.t()
 
 
 def standardize(scores: Tensor) -> Tensor:
     r"""Per-row z-score: subtract each row's mean over items and divide by
     its standard deviation (rows with no spread become zeros)."""
-    std, mean = torch.std_mean(scores, dim=1, keepdim=True)
+    std, mean = torch.std_mean(scores, dim=1, keepdim=True, correction=0)
     return (scores - mean) / std.clamp_min(1e-12)
 
 
@@ -275,6 +286,7 @@ class GFCF(GraphFilter):
         super().__init__(num_users, num_items)
         self.k = _check_count(k, 'k')
         self.alpha = _check_real(alpha, 'alpha', non_negative=True)
+        _check_svd(svd, niter)
         self.svd, self.niter, self.seed = svd, niter, seed
         self.basis: Optional[Tensor] = None
 
@@ -370,15 +382,17 @@ class BSPM(GraphFilter):
             raise ValueError(f"'merge' must be 'early' or 'late' (got "
                              f"{merge!r})")
         self.merge, self.t_point_combination = merge, bool(t_point_combination)
-        self.ideal = None if ideal_t is None or self.beta == 0 else \
+        ideal = None if ideal_t is None else \
             LinearFlow(ideal_t, ideal_steps, ideal_method, 1.0, -1.0)
         self.blur = LinearFlow(blur_t, blur_steps, blur_method, 1.0, -1.0)
         self.sharpen = LinearFlow(sharpen_t, sharpen_steps, sharpen_method,
                                   -1.0, 0.0)
-        for name, flow in (('ideal', self.ideal), ('blur', self.blur),
+        for name, flow in (('ideal', ideal), ('blur', self.blur),
                            ('sharpen', self.sharpen)):
             if flow is not None:
                 check_flow(flow, name, max_steps)
+        self.ideal = None if self.beta == 0 else ideal
+        _check_svd(svd, niter)
         self.svd, self.niter, self.seed = svd, niter, seed
         self.max_steps = max_steps
         self.basis: Optional[Tensor] = None
@@ -416,13 +430,15 @@ class BSPM(GraphFilter):
         blurred = solve_flow(x, self._item_item, self.blur,
                              max_steps=self.max_steps)
         start = blurred[-1]
-        if ideal is not None and self.merge == 'early':
+        if ideal is not None and self.merge == 'early' and \
+                self.sharpen.end > 0:
             start = start + self.beta * ideal
-        if self.sharpen.end > 0:
-            sharpened = solve_flow(start, self._item_item, self.sharpen,
-                                   max_steps=self.max_steps)
-        else:
-            sharpened = start.unsqueeze(0)
+        if self.sharpen.end == 0:  # No sharpening: blur, then add ideal.
+            out = blurred.mean(dim=0) if self.t_point_combination else \
+                blurred[-1]
+            return out if ideal is None else out + self.beta * ideal
+        sharpened = solve_flow(start, self._item_item, self.sharpen,
+                               max_steps=self.max_steps)
         if self.t_point_combination:
             out = torch.cat([blurred, sharpened]).mean(dim=0)
         else:
