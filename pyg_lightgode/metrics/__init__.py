@@ -12,6 +12,7 @@ from .ranking import (
     recommend,
     recommend_from_scorer,
 )
+from .retrieval import ItemIndex, dense_topk, exact_topk, merge_topk
 
 __all__ = [
     'RANKING_METRICS',
@@ -20,6 +21,10 @@ __all__ = [
     'evaluate_ranking',
     'recommend',
     'recommend_from_scorer',
+    'ItemIndex',
+    'dense_topk',
+    'exact_topk',
+    'merge_topk',
     'item_to_item_metrics',
     'item_to_item_pairs',
     'item_to_item_ranks',

@@ -34,7 +34,6 @@ so the full users :math:`\times` items score matrix never exists.
 from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.metrics import (
     LinkPredHitRatio,
@@ -47,6 +46,15 @@ from torch_geometric.metrics import (
 from torch_geometric.utils import cumsum
 
 from pyg_lightgode.data.bipartite import check_interactions
+from pyg_lightgode.metrics.retrieval import (
+    INDEX_KINDS,
+    ItemIndex,
+    _check_scores,
+    dense_topk,
+    exact_topk,
+    finish_topk,
+    mask_excluded,
+)
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 Scorer = Callable[[Tensor], Tensor]
@@ -166,78 +174,19 @@ def _check_users(users: Optional[Tensor], num_users: int,
     return users
 
 
-def _score_chunk(user_batch: Tensor, item_chunk: Tensor,
-                 score_fn: Optional[ScoreFn]) -> Tensor:
-    if score_fn is None:
-        return user_batch @ item_chunk.t()
-    scores = score_fn(user_batch, item_chunk)
-    expected = (user_batch.size(0), item_chunk.size(0))
-    if not isinstance(scores, Tensor) or tuple(scores.shape) != expected:
-        raise ValueError(f"'score_fn' must return scores of shape "
-                         f"{list(expected)} (got "
-                         f"{getattr(scores, 'shape', type(scores))})")
-    return scores
-
-
-def _mask_excluded(scores: Tensor, excluded: Optional[Tuple[Tensor, Tensor]],
-                   start: int = 0, inplace: bool = True) -> Tensor:
-    r"""Sets the scores of the excluded :obj:`(batch_row, item)` pairs that
-    fall into the item columns :obj:`start .. start + scores.size(1) - 1` to
-    :obj:`-inf`."""
-    if excluded is None:
-        return scores
-    row, col = excluded
-    end = start + scores.size(-1)
-    if start > 0 or (col.numel() > 0 and int(col.max()) >= end):
-        mask = (col >= start) & (col < end)
-        row, col = row[mask], col[mask] - start
-    neg_inf = scores.new_tensor(float('-inf'))
-    if inplace:
-        return scores.index_put_((row, col), neg_inf)
-    return scores.index_put((row, col), neg_inf)
-
-
-def _finish_topk(index: Tensor, score: Tensor, k: int,
-                 name: str = "'score_fn' and the embeddings"
-                 ) -> Tuple[Tensor, Tensor]:
-    r"""Pads a top-:obj:`k` list to :obj:`k` entries (index :obj:`-1`, score
-    :obj:`-inf`), marks :obj:`-inf` items as :obj:`-1` and rejects NaN."""
-    if bool(score.isnan().any()):
-        raise ValueError(f"scores contain NaN (check {name})")
-    if score.size(-1) < k:  # Fewer items than k:
-        pad = (0, k - score.size(-1))
-        score = F.pad(score, pad, value=float('-inf'))
-        index = F.pad(index, pad, value=-1)
-    # Excluded items (score -inf) are never recommended:
-    index[score == float('-inf')] = -1
-    return index, score
-
-
-def _topk_batch(user_batch: Tensor, item_emb: Tensor, k: int,
-                excluded: Optional[Tuple[Tensor, Tensor]],
-                item_chunk_size: Optional[int],
-                score_fn: Optional[ScoreFn]) -> Tuple[Tensor, Tensor]:
-    r"""Top-:obj:`k` of one user batch over all items, item chunk by item
-    chunk; padded with index :obj:`-1` and score :obj:`-inf`."""
-    num_items = item_emb.size(0)
-    chunk_size = item_chunk_size or num_items
-    best_score = best_index = None
-    for start in range(0, num_items, chunk_size):
-        end = min(start + chunk_size, num_items)
-        scores = _score_chunk(user_batch, item_emb[start:end], score_fn)
-        # score_fn may hand back a view of the caller's data: no in-place.
-        scores = _mask_excluded(scores, excluded, start,
-                                inplace=score_fn is None)
-        score, index = scores.topk(min(k, end - start), dim=-1)
-        index += start
-        if best_score is not None:  # Merge with the previous chunks:
-            score = torch.cat([best_score, score], dim=-1)
-            index = torch.cat([best_index, index], dim=-1)
-            score, perm = score.topk(min(k, score.size(-1)), dim=-1)
-            index = index.gather(-1, perm)
-        best_score, best_index = score, index
-    assert best_score is not None and best_index is not None
-    return _finish_topk(best_index, best_score, k)
+def _scorer_topk_batch(scorer: Scorer, batch_users: Tensor, num_items: int,
+                       k: int, excluded: Optional[Tuple[Tensor, Tensor]]
+                       ) -> Tuple[Tensor, Tensor]:
+    r"""Top-:obj:`k` of one user batch from the dense scores
+    :obj:`scorer(batch_users)`, padded as :func:`exact_topk`."""
+    scores = _check_scores(scorer(batch_users),
+                           (batch_users.numel(), num_items), 'scorer')
+    if excluded is not None:
+        excluded = _to_device(excluded, scores.device)
+    # The scores may be a view of the scorer's own data: no in-place.
+    scores = mask_excluded(scores, excluded, inplace=False)
+    index, score = dense_topk(scores, k)
+    return finish_topk(index, score, k, name="'scorer'")
 
 
 def _check_scorer(scorer: Callable) -> Callable:
@@ -245,28 +194,6 @@ def _check_scorer(scorer: Callable) -> Callable:
         raise TypeError(f"'scorer' must be callable (got "
                         f"{type(scorer).__name__})")
     return scorer
-
-
-def _scorer_topk_batch(scorer: Scorer, batch_users: Tensor, num_items: int,
-                       k: int, excluded: Optional[Tuple[Tensor, Tensor]]
-                       ) -> Tuple[Tensor, Tensor]:
-    r"""Top-:obj:`k` of one user batch from the dense scores
-    :obj:`scorer(batch_users)`; padded as :func:`_topk_batch`."""
-    scores = scorer(batch_users)
-    expected = (batch_users.numel(), num_items)
-    if not isinstance(scores, Tensor) or tuple(scores.shape) != expected:
-        raise ValueError(f"'scorer' must return scores of shape "
-                         f"{list(expected)} (got "
-                         f"{getattr(scores, 'shape', type(scores))})")
-    if not scores.is_floating_point():
-        raise ValueError(f"'scorer' must return floating point scores (got "
-                         f"{scores.dtype})")
-    if excluded is not None:
-        excluded = _to_device(excluded, scores.device)
-    # The scores may be a view of the scorer's own data: no in-place.
-    scores = _mask_excluded(scores, excluded, inplace=False)
-    score, index = scores.topk(min(k, num_items), dim=-1)
-    return _finish_topk(index, score, k, name="'scorer'")
 
 
 def _user_batches(users: Tensor, batch_size: int,
@@ -288,6 +215,32 @@ def _to_device(obj, device: Optional[torch.device]):
     return obj
 
 
+def _check_index(index: Union[str, ItemIndex], item_emb: Tensor,
+                 item_chunk_size: Optional[int],
+                 score_fn: Optional[ScoreFn]) -> Optional[ItemIndex]:
+    r"""The :class:`ItemIndex` to search with, or :obj:`None` for the exact
+    path (which also handles :obj:`item_chunk_size` and :obj:`score_fn`)."""
+    if isinstance(index, ItemIndex):
+        if index.item_emb is not item_emb and (
+                index.item_emb.shape != item_emb.shape):
+            raise ValueError(f"'index' was built for {index.num_items} "
+                             f"items, but 'item_emb' has {item_emb.size(0)}")
+    elif index not in INDEX_KINDS:
+        raise ValueError(f"'index' must be one of {list(INDEX_KINDS)} or an "
+                         f"ItemIndex (got {index!r:.80})")
+    elif index == 'exact':
+        return None
+    if score_fn is not None:
+        raise ValueError(f"'score_fn' can only be used with index='exact' "
+                         f"(got index={index!r})")
+    if isinstance(index, ItemIndex):
+        return index
+    if item_chunk_size is not None:
+        raise ValueError(f"'item_chunk_size' only applies to "
+                         f"index='exact' (got index={index!r})")
+    return ItemIndex(item_emb, kind=index)
+
+
 @torch.no_grad()
 def recommend(
     user_emb: Tensor,
@@ -298,18 +251,27 @@ def recommend(
     batch_size: int = DEFAULT_BATCH_SIZE,
     item_chunk_size: Optional[int] = None,
     score_fn: Optional[ScoreFn] = None,
+    index: Union[str, ItemIndex] = 'exact',
 ) -> Tuple[Tensor, Tensor]:
     r"""Top-:math:`k` items of every user in :obj:`users` by the score
     :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` (or :obj:`score_fn`), leaving out
     the items of :obj:`exclude`.
 
-    Users are scored :obj:`batch_size` at a time, and, if
-    :obj:`item_chunk_size` is set, against :obj:`item_chunk_size` items at a
-    time, merging partial top-:math:`k` lists, so peak memory is
-    :math:`O(\textrm{batch\_size} \cdot \textrm{item\_chunk\_size})` scores.
+    Users are taken :obj:`batch_size` at a time, and, if
+    :obj:`item_chunk_size` is set, scored against :obj:`item_chunk_size`
+    items at a time, merging partial top-:math:`k` lists, so peak memory is
+    :math:`O(\textrm{batch\_size} \cdot \textrm{item\_chunk\_size})` scores
+    (inner products are computed in smaller blocks still, see
+    :func:`~pyg_lightgode.metrics.retrieval.exact_topk`).
     Where fewer than :math:`k` items remain for a user, the list is padded
     with index :obj:`-1` and score :obj:`-inf`; items scored :obj:`-inf` are
     never recommended.
+
+    For large catalogues, :obj:`index="mips"` or :obj:`"approx-mips"`
+    retrieves through :obj:`faiss`
+    (:class:`~pyg_lightgode.metrics.retrieval.ItemIndex`, default settings);
+    build an :class:`~pyg_lightgode.metrics.retrieval.ItemIndex` of
+    :obj:`item_emb` once and pass it to tune or reuse it.
 
     Args:
         user_emb (torch.Tensor): User embeddings :obj:`[U, F]`.
@@ -324,7 +286,11 @@ def recommend(
         item_chunk_size (int, optional): Items scored at once (default: all).
         score_fn (callable, optional): :obj:`score_fn(user_emb[batch],
             item_emb[chunk])` returning scores :obj:`[b, c]`; replaces the
-            inner product.
+            inner product (:obj:`index="exact"` only).
+        index (str or ItemIndex, optional): :obj:`"exact"`, :obj:`"mips"`
+            (exact, faiss), :obj:`"approx-mips"` (approximate, faiss) or a
+            prebuilt :class:`~pyg_lightgode.metrics.retrieval.ItemIndex` of
+            :obj:`item_emb`. (default: :obj:`"exact"`)
 
     Shapes:
         - **input:** :math:`(U, F)`, :math:`(I, F)`, users :math:`(B)`
@@ -341,9 +307,11 @@ def recommend(
     csr = None if exclude is None else UserItemCSR(
         _to_device(exclude, user_emb.device), num_users, num_items,
         'exclude')
+    item_index = _check_index(index, item_emb, item_chunk_size, score_fn)
     outs = [
-        _topk_batch(user_emb[batch_users], item_emb, k, excluded,
-                    item_chunk_size, score_fn)
+        exact_topk(user_emb[batch_users], item_emb, k, excluded,
+                   item_chunk_size, score_fn) if item_index is None else
+        item_index.search(user_emb[batch_users], k, excluded)
         for batch_users, excluded in _user_batches(users, batch_size, csr)
     ]
     if not outs:
@@ -557,9 +525,9 @@ class RankingEvaluator:
         batches = self._prepare(num_users, num_items, user_emb.device)
         self.collection.to(user_emb.device).reset()
         for batch_users, excluded, label_index in batches:
-            index, _ = _topk_batch(user_emb[batch_users], item_emb,
-                                   self.ks[-1], excluded,
-                                   self.item_chunk_size, self.score_fn)
+            index, _ = exact_topk(user_emb[batch_users], item_emb,
+                                  self.ks[-1], excluded,
+                                  self.item_chunk_size, self.score_fn)
             self._update(index, label_index, num_items)
         return self._compute()
 

@@ -26,11 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pyg_lightgode.metrics.ranking import (
-    DEFAULT_BATCH_SIZE,
-    UserItemCSR,
-    recommend,
-)
+from pyg_lightgode.metrics.ranking import DEFAULT_BATCH_SIZE, UserItemCSR
+from pyg_lightgode.metrics.retrieval import DEFAULT_BLOCK_NUMEL, exact_topk
 from pyg_lightgode.utils.io import atomic_write
 
 #: Format tag and version written to every store header.
@@ -447,6 +444,8 @@ class _ArrayRows:
     def __init__(self, array: Union[Tensor, np.ndarray]):
         self.array = array
         self.num_rows, self.num_channels = array.shape
+        self.dtype = array.dtype if isinstance(array, Tensor) else \
+            torch.from_numpy(np.empty(0, array.dtype)).dtype
 
     @staticmethod
     def _tensor(rows: Union[Tensor, np.ndarray]) -> Tensor:
@@ -470,19 +469,11 @@ def _as_rows(table: Table, name: str) -> Union[EmbeddingStore, _ArrayRows]:
     if table.ndim != 2 or table.shape[0] == 0:
         raise ValueError(f"'{name}' must have shape [N, F] with N > 0 (got "
                          f"{list(table.shape)})")
-    return _ArrayRows(table)
-
-
-def _merge_topk(best: Optional[Tuple[Tensor, Tensor]], index: Tensor,
-                score: Tensor, k: int) -> Tuple[Tensor, Tensor]:
-    r"""Merges a partial top-:obj:`k` :obj:`(index, score)` into
-    :obj:`best` (index :obj:`-1` marks padding)."""
-    if best is None:
-        return index, score
-    score = torch.cat([best[1], score], dim=-1)
-    index = torch.cat([best[0], index], dim=-1)
-    score, perm = score.topk(k, dim=-1)
-    return index.gather(-1, perm), score
+    rows = _ArrayRows(table)
+    if not rows.dtype.is_floating_point:
+        raise ValueError(f"'{name}' must be floating point (got "
+                         f"{rows.dtype})")
+    return rows
 
 
 @torch.no_grad()
@@ -502,11 +493,12 @@ def chunked_recommend(
     item tables read :obj:`user_chunk_size` and :obj:`item_chunk_size` rows
     at a time, so that they may live on disk.
 
-    For each chunk of users and each chunk of items,
-    :func:`~pyg_lightgode.metrics.ranking.recommend` ranks the chunk's items
-    (scoring :obj:`batch_size` users at a time) and the partial
-    top-:math:`k` lists are merged. The item table is read once per user
-    chunk; memory holds one user chunk, one item chunk,
+    For each chunk of users, every chunk of items is ranked by
+    :func:`~pyg_lightgode.metrics.retrieval.exact_topk` (the same exact
+    path as :func:`~pyg_lightgode.metrics.ranking.recommend`, scoring at
+    most :obj:`batch_size` users at a time) and merged into the users'
+    running top-:math:`k` lists. The item table is read once per user
+    chunk; memory holds one user chunk, one item chunk, at most
     :obj:`batch_size` :math:`\times` :obj:`item_chunk_size` scores and the
     running :math:`2k` candidates of the user chunk.
 
@@ -551,6 +543,14 @@ def chunked_recommend(
     csr = None if exclude is None else UserItemCSR(exclude, num_users,
                                                    num_items, 'exclude')
 
+    dtype = torch.promote_types(user_rows.dtype, item_rows.dtype)
+    block_numel = min(DEFAULT_BLOCK_NUMEL, batch_size * item_chunk_size)
+
+    def item_chunks() -> Iterator[Tuple[int, Tensor]]:
+        for start in range(0, num_items, item_chunk_size):
+            yield start, item_rows.read(
+                start, min(start + item_chunk_size, num_items)).to(dtype)
+
     outs = []
     num_selected = num_users if users is None else users.numel()
     for pos in range(0, num_selected, user_chunk_size):
@@ -562,24 +562,11 @@ def chunked_recommend(
             chunk_users = users[pos:end]
             user_chunk = user_rows.take(chunk_users)
         excluded = None if csr is None else csr.rows(chunk_users)
-        best = None
-        for start in range(0, num_items, item_chunk_size):
-            stop = min(start + item_chunk_size, num_items)
-            local_exclude = None
-            if excluded is not None:
-                batch_row, item = excluded
-                mask = (item >= start) & (item < stop)
-                if bool(mask.any()):
-                    local_exclude = torch.stack(
-                        [batch_row[mask], item[mask] - start])
-            index, score = recommend(user_chunk, item_rows.read(start, stop),
-                                     k=k, exclude=local_exclude,
-                                     batch_size=batch_size, score_fn=score_fn)
-            index = torch.where(index >= 0, index + start, index)
-            best = _merge_topk(best, index, score, k)
-        index, score = best
-        index[score == float('-inf')] = -1  # As recommend: never -inf items.
-        outs.append((index, score))
+        # The item table is read once per user chunk, and each item chunk
+        # is merged into the running top-k of all users of the chunk.
+        outs.append(exact_topk(user_chunk.to(dtype), item_chunks(), k,
+                               excluded, score_fn=score_fn,
+                               block_numel=block_numel))
     if not outs:
         return torch.empty(0, k, dtype=torch.long), torch.empty(0, k)
     return (torch.cat([index for index, _ in outs]),
