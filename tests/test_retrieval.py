@@ -201,11 +201,34 @@ def test_mips_equals_exact():
             out = recommend(user_emb, item_emb, selected, k=k,
                             exclude=exclude, batch_size=16, index='mips')
             assert_same_topk(out, expected)
+    # More rows than one faiss search takes (sorted by their exclusions):
+    user_emb = torch.randn(600, 8, generator=gen)
+    exclude = torch.stack(random_excluded(600, 400, 20000, seed=11))
+    assert_same_topk(recommend(user_emb, item_emb, k=10, exclude=exclude,
+                               batch_size=1000, index='mips'),
+                     recommend(user_emb, item_emb, k=10, exclude=exclude))
     # No exclusion, float64 embeddings, a prebuilt index:
     user64, item64 = user_emb.double(), item_emb.double()
     index = ItemIndex(item64, kind='mips')
     assert_same_topk(recommend(user64, item64, k=5, index=index),
                      recommend(user64, item64, k=5))
+
+
+def test_sub_batches_by_exclusions():
+    from pyg_lightgode.metrics.retrieval import _by_exclusions
+    links = torch.tensor([[4, 4, 4, 0, 2, 2, 6], [1, 2, 3, 9, 8, 7, 5]])
+    seen = {}
+    for rows, sub in _by_exclusions(7, links, batch_size=3):
+        assert rows.numel() <= 3
+        for r, i in sub.t().tolist():
+            seen.setdefault(int(rows[r]), set()).add(i)
+    assert seen == {4: {1, 2, 3}, 0: {9}, 2: {7, 8}, 6: {5}}
+    # Rows come in the order of their number of exclusions:
+    order = torch.cat([rows for rows, _ in _by_exclusions(7, links, 3)])
+    assert sorted(order.tolist()) == list(range(7))
+    assert order[-2:].tolist() == [2, 4]
+    rows, sub = next(_by_exclusions(5, None))
+    assert rows.tolist() == list(range(5)) and sub is None
 
 
 def test_mips_ranks_rows_beyond_faiss_limit_exactly():

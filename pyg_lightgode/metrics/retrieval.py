@@ -28,7 +28,15 @@ first, padded with index :obj:`-1` and score :obj:`-inf` where fewer than
 :math:`k` items remain; items scored :obj:`-inf` are never returned.
 """
 import math
-from typing import Callable, Iterable, List, Optional, Tuple, Union
+from typing import (
+    Callable,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    Union,
+)
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +58,8 @@ GROUP_SIZE = 16
 INDEX_KINDS = ('exact', 'mips', 'approx-mips')
 #: faiss returns at most this many neighbours per query.
 FAISS_MAX_K = 2048
+#: Query rows per faiss search (rows sorted by their number of exclusions).
+FAISS_BATCH_SIZE = 256
 
 
 def merge_topk(best: Optional[TopK], index: Tensor, score: Tensor,
@@ -262,6 +272,32 @@ def _import_faiss():
     return faiss
 
 
+def _by_exclusions(num_rows: int, links: Optional[Tensor],
+                   batch_size: int = FAISS_BATCH_SIZE
+                   ) -> Iterator[Tuple[Tensor, Optional[Tensor]]]:
+    r"""Yields :obj:`(rows, links)` of sub-batches of the query rows in the
+    order of their number of excluded items, with the :obj:`[2, E]` excluded
+    links of each sub-batch (rows made local): faiss is then asked for
+    :math:`k` plus the largest count *of the sub-batch* of neighbours
+    instead of :math:`k` plus the largest count of all rows."""
+    if links is None or links.size(1) == 0:
+        yield torch.arange(num_rows), None
+        return
+    device = links.device
+    order = torch.bincount(links[0], minlength=num_rows).argsort()
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(num_rows, device=device)
+    key, perm = rank[links[0]].sort()
+    item = links[1][perm]
+    starts = torch.arange(0, num_rows + batch_size, batch_size,
+                          device=device).clamp_(max=num_rows)
+    bounds = torch.searchsorted(key, starts).tolist()
+    for i, start in enumerate(range(0, num_rows, batch_size)):
+        lo, hi = bounds[i], bounds[i + 1]
+        yield order[start:start + batch_size], torch.stack(
+            [key[lo:hi] - start, item[lo:hi]])
+
+
 class ItemIndex:
     r"""Top-:math:`k` retrieval over a fixed item table, leaving out
     excluded (query, item) pairs.
@@ -279,8 +315,11 @@ class ItemIndex:
 
     The faiss kinds search :math:`k` plus the largest number of excluded
     items of a query row, then drop the excluded ones (PyG's
-    :obj:`exclude_links`); rows with more than :math:`2048 - k` excluded
-    items (faiss' limit) are ranked exactly instead.
+    :obj:`exclude_links`); the rows are searched in sub-batches of
+    :obj:`FAISS_BATCH_SIZE` in the order of their number of exclusions, so
+    that a few heavy rows do not enlarge every search, and rows with more
+    than :math:`2048 - k` excluded items (faiss' limit) are ranked exactly
+    instead.
 
     .. code-block:: python
 
@@ -433,14 +472,16 @@ class ItemIndex:
             links = links[:, ~keep]
             links[0] = remap[links[0]]
         if light.numel() > 0:
-            found_score, found = self.knn_index.search(
-                query[light].detach().float().contiguous(), k, links)
-            found = found.to(index.device).long()
-            found_score = found_score.to(score.device, score.dtype)
-            found_score[found < 0] = float('-inf')  # faiss' "no result".
-            width = min(k, found.size(1))
-            index[light, :width] = found[:, :width]
-            score[light, :width] = found_score[:, :width]
+            light_query = query[light].detach().float().contiguous()
+            for rows, sub_links in _by_exclusions(light.numel(), links):
+                found_score, found = self.knn_index.search(
+                    light_query[rows], k, sub_links)
+                found = found.to(index.device).long()
+                found_score = found_score.to(score.device, score.dtype)
+                found_score[found < 0] = float('-inf')  # faiss: no result.
+                width = min(k, found.size(1))
+                index[light[rows], :width] = found[:, :width]
+                score[light[rows], :width] = found_score[:, :width]
         return finish_topk(index, score, k, name='the embeddings')
 
     def __repr__(self) -> str:
