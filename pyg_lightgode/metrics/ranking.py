@@ -27,9 +27,13 @@ definitions of :class:`torch_geometric.metrics.LinkPredRecall`,
 :class:`~torch_geometric.metrics.LinkPredNDCG`, which do the counting here;
 this module adds the batched, exclusion-aware retrieval that feeds them.
 
-Users are scored in batches of :obj:`batch_size` (and items optionally in
-chunks of :obj:`item_chunk_size`, merging the partial top-:math:`k` lists),
-so the full users :math:`\times` items score matrix never exists.
+Users are taken in batches of :obj:`batch_size` (and items optionally in
+chunks of :obj:`item_chunk_size`, merging the partial top-:math:`k` lists)
+and scored in cache-sized blocks by
+:func:`~pyg_lightgode.metrics.retrieval.exact_topk`, so the full users
+:math:`\times` items score matrix never exists. Models that score users
+directly (no embeddings) go through :func:`recommend_from_scorer` and
+:meth:`RankingEvaluator.evaluate_scorer`.
 """
 from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
