@@ -32,7 +32,7 @@ from pyg_lightgode.nn.ode import (
 
 #: Ways to compute the top-:math:`k` right singular vectors of
 #: :math:`\tilde{R}` in :func:`ideal_basis`.
-SVD_METHODS = ('lowrank', 'svds')
+SVD_METHODS = ('krylov', 'lowrank', 'svds')
 
 
 def _csr(row: Tensor, col: Tensor, value: Tensor, size: Tuple[int, int]
@@ -188,10 +188,11 @@ def rows_to_item_major(rows: Tensor, num_items: int) -> Tensor:
     return rows.t().contiguous()
 
 
-#: Columns per sparse product in :func:`item_item`: small blocks keep the
-#: gathered rows of the dense operand in cache (measured 3x faster than
-#: one product over 1024 columns on Gowalla, see BENCHMARKS.md).
-ITEM_ITEM_BLOCK = 64
+#: Columns per pair of sparse products in :func:`item_item`. Measured on
+#: Gowalla at 2 threads, one product over 1024 columns beat blocks of 32 to
+#: 256 (1.0-1.7 s against 1.9-5.1 s), so batches up to this size run whole;
+#: larger ones are split to bound the :obj:`[|U|, block]` temporary.
+ITEM_ITEM_BLOCK = 1024
 
 
 def item_item(x: Tensor, graph: NormalizedGraph,
@@ -216,77 +217,6 @@ def item_item(x: Tensor, graph: NormalizedGraph,
     return out
 
 
-class SparseRows(NamedTuple):
-    r"""A batch of sparse interaction rows in CSR parts: row pointers
-    :obj:`[b + 1]`, column ids and values. Sparse rows let the first product
-    of a filter touch only the rows of the operator that the users' items
-    select (:func:`sparse_rows_matmul`)."""
-    crow: Tensor
-    col: Tensor
-    value: Tensor
-
-    @property
-    def num_rows(self) -> int:
-        return self.crow.numel() - 1
-
-
-#: Entries gathered at once by :func:`sparse_rows_matmul` (bounds its
-#: temporaries to about 24 bytes each).
-GATHER_CHUNK = 1 << 24
-
-
-def sparse_rows_matmul(rows: SparseRows, matrix: Tensor,
-                       chunk: int = GATHER_CHUNK) -> Tensor:
-    r"""Dense :obj:`[b, N]` product of sparse rows :obj:`[b, M]` with a CSR
-    :obj:`matrix` :obj:`[M, N]`, by gathering the selected rows of
-    :obj:`matrix` and adding them up: the work is the number of gathered
-    entries, :math:`\sum_{(u, i) \in 	ext{rows}} \mathrm{nnz}(M_i)`, not
-    :math:`b \cdot \mathrm{nnz}(M)` (measured several times faster than
-    :func:`torch.sparse.mm` for interaction rows, sparse or dense, see
-    BENCHMARKS.md)."""
-    m_crow, m_col, m_val = (matrix.crow_indices(), matrix.col_indices(),
-                            matrix.values())
-    num_cols = matrix.size(1)
-    device = rows.col.device
-    out = torch.zeros(rows.num_rows * num_cols, dtype=m_val.dtype,
-                      device=device)
-    row_of = torch.repeat_interleave(
-        torch.arange(rows.num_rows, device=device), rows.crow.diff())
-    count = m_crow[rows.col + 1] - m_crow[rows.col]
-    ends = torch.cumsum(count, 0)
-    total = int(ends[-1]) if ends.numel() else 0
-    cuts = torch.searchsorted(
-        ends, torch.arange(chunk, max(total, chunk), chunk, device=device),
-        right=True).tolist()
-    bounds = sorted(set([0] + cuts + [rows.col.numel()]))
-    for start, stop in zip(bounds[:-1], bounds[1:]):
-        cnt = count[start:stop]
-        entry = torch.repeat_interleave(
-            torch.arange(start, stop, device=device), cnt)
-        offset = torch.arange(entry.numel(), device=device) - \
-            torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
-        pos = m_crow[rows.col[entry]] + offset
-        out.index_add_(0, row_of[entry] * num_cols + m_col[pos],
-                       rows.value[entry].to(m_val.dtype) * m_val[pos])
-    return out.view(rows.num_rows, num_cols)
-
-
-def dense_to_sparse_rows(x: Tensor) -> SparseRows:
-    r"""The non-zeros of a dense :obj:`[b, N]` matrix as :class:`SparseRows`."""
-    row, col = x.nonzero(as_tuple=True)
-    crow = torch.zeros(x.size(0) + 1, dtype=torch.long, device=x.device)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=x.size(0)), 0)
-    return SparseRows(crow, col, x[row, col])
-
-
-def item_item_rows(rows: SparseRows, graph: NormalizedGraph) -> Tensor:
-    r""":func:`item_item` of sparse rows, by two gathers through the users
-    (:math:`r 	ilde{R}^\top` then :math:`\cdot\,	ilde{R}`); returns the
-    item-major :obj:`[I, b]` like :func:`item_item`."""
-    users = sparse_rows_matmul(rows, graph.matrix_t)  # [b, U]
-    return sparse_rows_matmul(dense_to_sparse_rows(users), graph.matrix).t()
-
-
 class SpectralBasis(NamedTuple):
     r"""The top-:math:`k` right singular vectors :math:`V` (:obj:`[I, k]`)
     and singular values (:obj:`[k]`, descending) of :math:`\tilde{R}`."""
@@ -294,12 +224,43 @@ class SpectralBasis(NamedTuple):
     values: Tensor
 
 
-def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'lowrank',
-                niter: int = 8, oversample: int = 64,
+def _block_krylov(graph: NormalizedGraph, k: int, niter: int,
+                  oversample: int, seed: Optional[int]) -> SpectralBasis:
+    r"""Randomized block Krylov SVD: the Rayleigh--Ritz projection of
+    :math:`\tilde{R}` onto :math:`\mathrm{span}[\tilde{P}\Omega, \dots,
+    \tilde{P}^{q+1}\Omega]` with :math:`\Omega` a seeded Gaussian
+    :obj:`[I, k + oversample]` and :math:`q` = :obj:`niter`."""
+    num_items = graph.num_items
+    width = min(k + oversample, num_items)
+    generator = torch.Generator().manual_seed(0 if seed is None else seed)
+    dtype = graph.matrix.dtype
+    block = torch.randn(num_items, width, generator=generator,
+                        dtype=dtype).to(graph.matrix.device)
+    blocks = []
+    for _ in range(niter + 1):
+        block, _ = torch.linalg.qr(item_item(block, graph, block=128))
+        blocks.append(block)
+    basis, _ = torch.linalg.qr(torch.cat(blocks, dim=1))  # [I, m]
+    user_side = torch.sparse.mm(graph.matrix, basis)  # [U, m] = R~ Q
+    gram = (user_side.t() @ user_side).double()
+    values, vectors = torch.linalg.eigh(gram)  # ascending
+    values = values.flip(0)[:k].clamp_min(0).sqrt()
+    vectors = vectors.flip(1)[:, :k].to(dtype)
+    return SpectralBasis((basis @ vectors).contiguous(), values.to(dtype))
+
+
+def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'krylov',
+                niter: int = 4, oversample: int = 64,
                 seed: Optional[int] = 0) -> SpectralBasis:
     r"""The top-:obj:`k` right singular vectors of :math:`\tilde{R}`, the
     basis of the ideal low-pass filter.
 
+    :obj:`method='krylov'` (default) is a randomized block Krylov method:
+    :obj:`niter` + 1 blocks of :obj:`k + oversample` columns through
+    :math:`\tilde{P}` (the factored item--item product), one QR and a small
+    eigenproblem; see BENCHMARKS.md for its time and accuracy against
+    ARPACK on Gowalla, where :obj:`'lowrank'` (subspace iteration) needs
+    many more iterations.
     :obj:`method='lowrank'` runs the randomized range finder of
     :func:`torch.svd_lowrank` on the sparse matrix with :obj:`k +
     oversample` columns and :obj:`niter` power iterations (torch only,
@@ -341,6 +302,8 @@ def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'lowrank',
     if isinstance(niter, bool) or not isinstance(niter, int) or niter < 0:
         raise ValueError(f"'niter' must be a non-negative integer (got "
                          f"{niter!r})")
+    if method == 'krylov':
+        return _block_krylov(graph, k, niter, max(int(oversample), 0), seed)
     q = min(k + max(int(oversample), 0), min(num_users, num_items))
     coo = graph.matrix.to_sparse_coo().coalesce()
     state = torch.random.get_rng_state()

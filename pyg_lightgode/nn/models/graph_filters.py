@@ -281,7 +281,7 @@ class GFCF(GraphFilter):
         - **output:** scores :math:`(b, |I|)`
     """
     def __init__(self, num_users: int, num_items: int, k: int = 256,
-                 alpha: float = 0.3, svd: str = 'lowrank', niter: int = 8,
+                 alpha: float = 0.3, svd: str = 'krylov', niter: int = 4,
                  seed: Optional[int] = 0):
         super().__init__(num_users, num_items)
         self.k = _check_count(k, 'k')
@@ -372,7 +372,7 @@ class BSPM(GraphFilter):
                  blur_method: str = 'euler', sharpen_t: float = 2.5,
                  sharpen_steps: int = 1, sharpen_method: str = 'rk4',
                  merge: str = 'early', t_point_combination: bool = False,
-                 svd: str = 'lowrank', niter: int = 8,
+                 svd: str = 'krylov', niter: int = 4,
                  seed: Optional[int] = 0,
                  max_steps: int = DEFAULT_MAX_STEPS):
         super().__init__(num_users, num_items)

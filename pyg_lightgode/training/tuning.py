@@ -1,0 +1,138 @@
+r"""Selection on validation data: score-level fusion weights of several
+recommenders, chosen by a grid evaluated in one pass over the users.
+
+Every part is scored once per user batch and standardised
+(:func:`~pyg_lightgode.nn.models.standardize`); each candidate weighting
+is then only a weighted sum, a mask and a top-:math:`k` on that batch, so a
+grid of :math:`G` weightings costs the parts' scoring once plus :math:`G`
+cheap passes, instead of :math:`G` full evaluations.
+"""
+import itertools
+import time
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch_geometric.metrics import LinkPredMetricCollection
+
+from pyg_lightgode.metrics.ranking import (
+    RANKING_METRICS,
+    Interactions,
+    RankingEvaluator,
+)
+from pyg_lightgode.nn.models.graph_filters import Scorer, standardize
+
+Weights = Dict[str, float]
+
+
+@torch.no_grad()
+def evaluate_fusions(parts: Mapping[str, Scorer],
+                     weightings: Sequence[Weights], target_index: Tensor,
+                     exclude: Optional[Interactions], num_users: int,
+                     num_items: int, k: int = 20,
+                     metrics: Sequence[str] = ('recall', 'ndcg'),
+                     batch_size: int = 1024, progress: bool = False
+                     ) -> List[Dict[str, float]]:
+    r"""All-item ranking metrics at :obj:`k` of every weighting in
+    :obj:`weightings` (each maps part names to weights; missing names weigh
+    0) of the standardised scores of :obj:`parts`, against
+    :obj:`target_index` with :obj:`exclude` left out. Returns one
+    :obj:`{'recall@k': ..., 'ndcg@k': ...}` per weighting, in order."""
+    if not weightings:
+        raise ValueError("'weightings' must hold at least one weighting")
+    unknown = {name for w in weightings for name in w} - set(parts)
+    if unknown:
+        raise ValueError(f"'weightings' name unknown parts {sorted(unknown)}"
+                         f"; the parts are {sorted(parts)}")
+    used = [name for name in parts
+            if any(w.get(name, 0) != 0 for w in weightings)]
+    evaluator = RankingEvaluator(target_index, exclude=exclude,
+                                 num_users=num_users, num_items=num_items,
+                                 ks=(k, ), metrics=metrics,
+                                 batch_size=batch_size)
+    collections = [
+        LinkPredMetricCollection(
+            {f'{name}@{k}': RANKING_METRICS[name](k)
+             for name in metrics}) for _ in weightings
+    ]
+    batches = evaluator._prepare(num_users, num_items)
+    iterator = batches
+    if progress:
+        from tqdm import tqdm
+        iterator = tqdm(batches, desc='fusion grid')
+    for batch_users, excluded, label_index in iterator:
+        scores = {name: standardize(parts[name].score(batch_users))
+                  for name in used}
+        fused = torch.empty(batch_users.numel(), num_items)
+        for weighting, collection in zip(weightings, collections):
+            fused.zero_()
+            for name in used:
+                if weighting.get(name, 0) != 0:
+                    fused.add_(scores[name], alpha=weighting[name])
+            if excluded is not None:
+                fused[excluded[0], excluded[1]] = float('-inf')
+            index = fused.topk(k, dim=1).indices
+            collection.update(index, label_index)
+    return [{name: float(value) for name, value in c.compute().items()}
+            for c in collections]
+
+
+def weight_grid(names: Sequence[str], values: Sequence[float],
+                fixed: Optional[Weights] = None) -> List[Weights]:
+    r"""Every combination of :obj:`values` for :obj:`names`, with the
+    weights of :obj:`fixed` added to each (all-zero weightings dropped)."""
+    out = []
+    for combo in itertools.product(values, repeat=len(names)):
+        weighting = dict(fixed or {})
+        weighting.update(zip(names, combo))
+        if any(v != 0 for v in weighting.values()):
+            out.append(weighting)
+    return out
+
+
+def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
+                  exclude: Optional[Interactions], num_users: int,
+                  num_items: int, anchor: str,
+                  coarse: Sequence[float] = (0.0, 0.5, 1.0, 2.0),
+                  refine: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
+                  k: int = 20, criterion: str = 'ndcg', batch_size: int = 1024,
+                  progress: bool = False
+                  ) -> Tuple[Weights, List[Dict[str, object]]]:
+    r"""Chooses fusion weights on validation data: the part :obj:`anchor`
+    weighs 1; a coarse grid of :obj:`coarse` values for every other part is
+    evaluated in one pass, then a refinement that multiplies each non-zero
+    weight of the best coarse weighting by the factors :obj:`refine`.
+    Returns the weights with the best validation :obj:`criterion` @
+    :obj:`k`, and every evaluated row (weights, metrics, seconds)."""
+    if anchor not in parts:
+        raise ValueError(f"'anchor' {anchor!r} is not among the parts "
+                         f"{sorted(parts)}")
+    others = [name for name in parts if name != anchor]
+    key = f'{criterion}@{k}'
+    rows: List[Dict[str, object]] = []
+
+    def run(grid: List[Weights]) -> None:
+        start = time.perf_counter()
+        results = evaluate_fusions(parts, grid, val_index, exclude,
+                                   num_users, num_items, k=k,
+                                   batch_size=batch_size, progress=progress)
+        seconds = (time.perf_counter() - start) / len(grid)
+        for weighting, result in zip(grid, results):
+            rows.append({'weights': weighting, **result,
+                         'seconds_each': seconds})
+
+    run(weight_grid(others, coarse, {anchor: 1.0}))
+    best = max(rows, key=lambda row: row[key])['weights']
+    free = [name for name in others if best.get(name, 0) != 0]
+    if free:
+        grid = []
+        for factors in itertools.product(refine, repeat=len(free)):
+            weighting = dict(best)
+            for name, factor in zip(free, factors):
+                weighting[name] = best[name] * factor
+            if weighting != best:
+                grid.append(weighting)
+        if grid:
+            run(grid)
+    best_row = max(rows, key=lambda row: row[key])
+    return dict(best_row['weights']), rows
