@@ -1,10 +1,20 @@
-r"""One command that trains and evaluates every model on the same split with
-the same seed and prints (and optionally appends to BENCHMARKS.md) a table:
-Recall@20, NDCG@20, epochs to best, seconds per epoch, total training
-seconds, post-training propagation seconds and peak memory.
+r"""One command that trains (or fits) and evaluates every model on the same
+split with the same seed and prints (and optionally appends to
+BENCHMARKS.md) a table: Recall@20, NDCG@20, seconds per stage and peak
+memory; ``--json FILE`` writes ``{"models": {name: {"test": {"recall@20",
+"ndcg@20"}, "seconds": {stage: s}, "peak_mib": MiB, ...}}, ...}``.
 
     python benchmarks/run.py --dataset movielens100k --raw-dir ../shared/data/ml-100k --mode quick
-    python benchmarks/run.py --dataset gowalla --raw-dir ../shared/data/gowalla --mode full --models lightgode,mf-bpr
+    python benchmarks/run.py --dataset gowalla --raw-dir ../shared/data/gowalla --mode full --models gfcf,bspm,lightgode,hybrid
+
+Models: the trained ones (lightgode, mf-bpr, lightgcn-2/3, pinsage), the
+training-free filters (gfcf, bspm, turbocf: official settings, fitted on
+training + validation, the full official training set) and ``hybrid``
+(LightGODE's tables fused with filters, weights chosen on validation:
+:func:`pyg_lightgode.training.hybrid.fit_hybrid`). ``--cache DIR`` keeps
+LightGODE's trained tables (with their training settings and seconds) so
+that ``hybrid`` reuses those of the ``lightgode`` row instead of training
+again; a cache entry is used only when its settings match.
 
 Every model runs in its own process, so the peak resident memory
 (``ru_maxrss``) belongs to that model's whole pipeline (load, train,
@@ -15,6 +25,7 @@ as a table and a PNG).
 """
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -22,10 +33,17 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import torch
 
-MODELS = ('lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3', 'pinsage')
+TRAINED = ('lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3', 'pinsage')
+FILTER_MODELS = ('gfcf', 'bspm', 'turbocf')
+MODELS = TRAINED + FILTER_MODELS + ('hybrid', )
+DATASETS = ('movielens100k', 'gowalla', 'yelp2018')
+#: Datasets whose split holds out 10% of the training pairs for validation
+#: (MovieLens' own split is 8:1:1).
+VAL_RATIO = {'gowalla': 0.1, 'yelp2018': 0.1}
 # Training settings per mode; quick is the CI smoke run (minutes).
 MODES = {
     'quick': dict(epochs=2, patience=None),
@@ -39,6 +57,8 @@ SETTINGS = {  # Per model: batch size and learning rate.
     'lightgcn-2': dict(batch_size=2048, lr=5e-3),
     'lightgcn-3': dict(batch_size=2048, lr=5e-3),
     'pinsage': dict(batch_size=512, lr=1e-2),
+    'gfcf': {}, 'bspm': {}, 'turbocf': {},  # FILTER_SETTINGS, per dataset.
+    'hybrid': {},  # LightGODE's settings + the filters'.
 }
 STUDY_TIMES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0]
 
@@ -91,38 +111,137 @@ def lightgode_from_tables(split, user_emb, item_emb, **kwargs):
     return model
 
 
+def cache_path(args, settings: dict) -> Optional[str]:
+    r"""Where LightGODE's trained tables for these settings live in
+    ``--cache`` (None without it)."""
+    if not args.cache:
+        return None
+    key = json.dumps(settings, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return os.path.join(args.cache, f'lightgode-{args.dataset}-{digest}.pt')
+
+
+def lightgode_tables(args, split, opts, common):
+    r"""LightGODE trained with the dataset's tuned settings: from the cache
+    when an entry with the same settings exists, else trained (and cached).
+    Returns ``(user_emb, item_emb, info)`` with the training figures."""
+    from pyg_lightgode.nn.models import LightGODE
+    from pyg_lightgode.training.recipes import (
+        LIGHTGODE_SETTINGS,
+        train_lightgode,
+    )
+    tuned = LIGHTGODE_SETTINGS.get(args.dataset,
+                                   LIGHTGODE_SETTINGS['movielens100k'])
+    opts = dict(opts, **{key: tuned[key]
+                         for key in ('batch_size', 'lr', 'weight_decay')})
+    settings = dict(dataset=args.dataset, seed=args.seed, dim=64,
+                    gamma=tuned['gamma'], sparse=tuned['sparse'], **opts)
+    path = cache_path(args, settings)
+    if path and os.path.exists(path):
+        entry = torch.load(path, weights_only=True)
+        if entry.get('settings') == json.dumps(settings, sort_keys=True):
+            print(f'lightgode: trained tables from {path}', file=sys.stderr)
+            return entry['user'], entry['item'], dict(entry['info'])
+    model = LightGODE(split.num_users, split.num_items, 64, t=tuned['t'],
+                      gamma=tuned['gamma'], sparse=tuned['sparse'])
+    result = train_lightgode(model, split, **opts, **common)
+    info = dict(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
+                seconds_per_epoch=result.seconds_per_epoch,
+                train_seconds=sum(h['train_seconds']
+                                  for h in result.history))
+    users = model.user_embedding.weight.detach().clone()
+    items = model.item_embedding.weight.detach().clone()
+    if path:
+        from pyg_lightgode.utils import atomic_save
+        os.makedirs(args.cache, exist_ok=True)
+        atomic_save({'user': users, 'item': items, 'info': info,
+                     'settings': json.dumps(settings, sort_keys=True)}, path)
+    return users, items, info
+
+
+def scorer_metrics(split, scorer):
+    from pyg_lightgode.metrics import RankingEvaluator
+    evaluator = RankingEvaluator(split.test_index,
+                                 exclude=split.known_interactions('test'),
+                                 num_users=split.num_users,
+                                 num_items=split.num_items, ks=(20, ),
+                                 metrics=('recall', 'ndcg'))
+    return evaluator.evaluate_scorer(scorer, split.num_users,
+                                     split.num_items)
+
+
+def run_filter(args, split, name) -> dict:
+    r"""A training-free filter with its official settings, fitted on the
+    full official training set (training + validation parts)."""
+    from pyg_lightgode.training.hybrid import (
+        filter_settings,
+        known_graph,
+        make_filter,
+    )
+    settings = filter_settings(name, args.dataset, split.num_users,
+                               split.num_items)
+    model = make_filter(name, args.dataset, split.num_users, split.num_items)
+    graph = known_graph(split, 'test')
+    fitted, fit_s = timed(lambda: model.fit(graph))
+    metrics, score_s = timed(lambda: scorer_metrics(split, fitted.score))
+    return {'model': name, 'settings': settings, **metrics,
+            'seconds': {'fit': fit_s, 'score_and_rank': score_s}}
+
+
+def run_hybrid(args, split, opts, common) -> dict:
+    from pyg_lightgode.training.hybrid import fit_hybrid
+    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+    users, items, info = lightgode_tables(args, split, opts, common)
+    tuned = LIGHTGODE_SETTINGS.get(args.dataset,
+                                   LIGHTGODE_SETTINGS['movielens100k'])
+    t = tuned['t'] if args.t is None else args.t
+    parts = [p for p in args.hybrid_parts.split(',') if p]
+    (fusion, report), fit_s = timed(lambda: fit_hybrid(
+        split, users, items, parts=parts, t=t))
+    metrics, score_s = timed(lambda: scorer_metrics(split, fusion.score))
+    seconds = {'train_lightgode': info['train_seconds'],
+               **report['seconds'], 'score_and_rank': score_s}
+    return {'model': 'hybrid', **metrics, 'weights': report['weights'],
+            'validation': report['validation'], 'parts': parts, 't': t,
+            'lightgode_training': info, 'seconds': seconds}
+
+
 def run_model(args) -> dict:
     from pyg_lightgode.datasets import load_dataset
     from pyg_lightgode.training import seed_everything
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
-                         **({'val_ratio': 0.1} if args.dataset == 'gowalla'
-                            else {}))
+                         **({'val_ratio': VAL_RATIO[args.dataset]}
+                            if args.dataset in VAL_RATIO else {}))
     name = args.single
+    if name in FILTER_MODELS:
+        out = run_filter(args, split, name)
+        out['peak_mib'] = peak_mib()
+        return out
     opts = dict(SETTINGS[name], **MODES[args.mode])
     if args.epochs is not None:
         opts['epochs'] = args.epochs
+    if args.patience is not None:
+        opts['patience'] = args.patience
     common = dict(seed=args.seed, progress=False)
+    if name == 'hybrid':
+        out = run_hybrid(args, split, opts, common)
+        out['peak_mib'] = peak_mib()
+        return out
     out = {'model': name, **opts}
     study = []
     if name == 'lightgode':
-        from pyg_lightgode.nn.models import LightGODE
-        from pyg_lightgode.training.recipes import (
-            LIGHTGODE_SETTINGS,
-            train_lightgode,
-        )
+        from pyg_lightgode.training.hybrid import propagate_tables
+        from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
         tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                        LIGHTGODE_SETTINGS['movielens100k'])
         t = tuned['t'] if args.t is None else args.t
-        model = LightGODE(split.num_users, split.num_items, 64, t=t,
-                          gamma=tuned['gamma'], sparse=tuned['sparse'])
-        opts.update({key: tuned[key]
-                     for key in ('batch_size', 'lr', 'weight_decay')})
-        result = train_lightgode(model, split, **opts, **common)
-        (users, items), prop_s = timed(
-            lambda: model.get_embedding(split.train_index))
+        table_u, table_i, info = lightgode_tables(args, split, opts, common)
+        (users, items), prop_s = timed(lambda: propagate_tables(
+            table_u, table_i, split.train_index, t=t))
         if args.study:
+            model = lightgode_from_tables(split, table_u, table_i, t=t)
             study = study_rows(model, split, 'MF (align+uniform)')
     elif name == 'pinsage':
         from pyg_lightgode.nn.models import PinSage
@@ -161,28 +280,41 @@ def run_model(args) -> dict:
                 study.append({'trained': f'LightGCN-{layers}',
                               'propagation': 'its own (trained with it)',
                               **test_metrics(split, users, items)})
-    out.update(test_metrics(split, users, items))
-    out.update(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
-               seconds_per_epoch=result.seconds_per_epoch,
-               train_seconds=sum(h['train_seconds'] for h in result.history),
-               propagation_seconds=prop_s, peak_mib=peak_mib(), study=study)
+    metrics, eval_s = timed(lambda: test_metrics(split, users, items))
+    out.update(metrics)
+    if name != 'lightgode':
+        info = dict(best_epoch=result.best_epoch,
+                    epochs_run=result.epochs_run,
+                    seconds_per_epoch=result.seconds_per_epoch,
+                    train_seconds=sum(h['train_seconds']
+                                      for h in result.history))
+    out.update(info, propagation_seconds=prop_s, peak_mib=peak_mib(),
+               study=study, seconds={'train': info['train_seconds'],
+                                     'propagate': prop_s,
+                                     'score_and_rank': eval_s})
     return out
 
 
 def markdown(rows, command, dataset, threads) -> str:
     lines = [f'#### {dataset}', '',
-             '| model | Recall@20 | NDCG@20 | epochs to best (run) | s/epoch '
-             '| train s | propagation s | peak MiB |',
-             '|---|---|---|---|---|---|---|---|']
+             '| model | Recall@20 | NDCG@20 | epochs to best (run) | '
+             'seconds per stage | total s | peak MiB |',
+             '|---|---|---|---|---|---|---|']
     for r in rows:
         if 'error' in r:
-            lines.append(f"| {r['model']} | failed: {r['error']} |||||||")
+            lines.append(f"| {r['model']} | failed: {r['error']} ||||||")
             continue
+        epochs = (f"{r['best_epoch']} ({r['epochs_run']})"
+                  if 'best_epoch' in r else '-')
+        stages = ', '.join(f'{k} {v:.1f}' for k, v in r['seconds'].items())
+        extra = ''
+        if 'weights' in r:
+            extra = ' (weights ' + ', '.join(
+                f'{k} {v:g}' for k, v in r['weights'].items()) + ')'
         lines.append(
-            f"| {r['model']} | {r['recall@20']:.4f} | {r['ndcg@20']:.4f} | "
-            f"{r['best_epoch']} ({r['epochs_run']}) | "
-            f"{r['seconds_per_epoch']:.2f} | {r['train_seconds']:.1f} | "
-            f"{r['propagation_seconds']:.3f} | {r['peak_mib']:.0f} |")
+            f"| {r['model']}{extra} | {r['recall@20']:.4f} | "
+            f"{r['ndcg@20']:.4f} | {epochs} | {stages} | "
+            f"{sum(r['seconds'].values()):.1f} | {r['peak_mib']:.0f} |")
     study = [s for r in rows for s in r.get('study', [])]
     if study:
         lines += ['', '| trained embeddings | propagation after training | '
@@ -238,13 +370,19 @@ def plot_study(rows, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     add = parser.add_argument
-    add('--dataset', default='movielens100k',
-        choices=['movielens100k', 'gowalla'])
+    add('--dataset', default='movielens100k', choices=list(DATASETS))
     add('--root', default='data')
     add('--raw-dir', default=None)
     add('--models', default=','.join(MODELS))
     add('--mode', default='quick', choices=list(MODES))
     add('--epochs', type=int, default=None, help='override the mode')
+    add('--patience', type=int, default=None,
+        help='override the early-stopping patience of the mode')
+    add('--cache', default=None,
+        help="folder for LightGODE's trained tables, shared by the "
+        "lightgode and hybrid rows")
+    add('--hybrid-parts', default='bspm,gfcf',
+        help='filters fused with LightGODE in the hybrid')
     add('--t', type=float, default=None,
         help="LightGODE ODE time (default: LIGHTGODE_SETTINGS' t)")
     add('--seed', type=int, default=2020)
@@ -289,8 +427,20 @@ def main(argv=None):
     if args.plot:
         plot_study(rows, args.plot)
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=1)
+        from pyg_lightgode.utils import write_json
+        write_json({'dataset': args.dataset, 'command': command,
+                    'machine': machine(args.threads),
+                    'date': datetime.date.today().isoformat(),
+                    'models': {r['model']: {
+                        'test': {key: r[key] for key in ('recall@20',
+                                                          'ndcg@20')
+                                 if key in r},
+                        'seconds': r.get('seconds', {}),
+                        'peak_mib': r.get('peak_mib'),
+                        **{key: value for key, value in r.items()
+                           if key not in ('model', 'recall@20', 'ndcg@20',
+                                          'seconds', 'peak_mib')}}
+                        for r in rows}}, args.json)
     if args.append:
         with open(args.append, 'a') as f:
             f.write(table + '\n')
