@@ -24,12 +24,21 @@ def test_benchmark_runner_quick_mode(tmp_path):
         '--json', str(out), '--append', str(md)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.loads(out.read_text())
-    assert [r['model'] for r in rows] == [
-        'lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3', 'pinsage']
-    for row in rows:
-        assert 0 < row['recall@20'] <= 1 and 0 < row['ndcg@20'] <= 1
-        assert row['epochs_run'] == 1 and row['peak_mib'] > 0
+    models = json.loads(out.read_text())['models']
+    assert list(models) == ['lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3',
+                            'pinsage', 'gfcf', 'bspm', 'turbocf', 'hybrid']
+    for name, row in models.items():
+        assert 0 < row['test']['recall@20'] <= 1, name
+        assert 0 < row['test']['ndcg@20'] <= 1, name
+        assert row['peak_mib'] > 0 and row['seconds'], name
+    for name in ('lightgode', 'mf-bpr', 'pinsage'):
+        assert models[name]['epochs_run'] == 1
+    for name in ('gfcf', 'bspm', 'turbocf'):
+        assert set(models[name]['seconds']) == {'fit', 'score_and_rank'}
+    hybrid = models['hybrid']
+    assert hybrid['weights']['lightgode'] == 1.0 and hybrid['validation']
+    assert 'select_val' in hybrid['seconds']
+    rows = list(models.values())
     study = [s for r in rows for s in r['study']]
     trained = {s['trained'] for s in study}
     assert {'MF (align+uniform)', 'MF-BPR', 'LightGCN-2'} <= trained
@@ -39,3 +48,35 @@ def test_benchmark_runner_quick_mode(tmp_path):
     table = md.read_text()
     assert 'Command: `python benchmarks/run.py' in table
     assert '| lightgode |' in table and '| pinsage |' in table
+    assert '| gfcf |' in table and '| hybrid (weights' in table
+
+
+FIXTURE = ROOT / 'tests' / 'fixtures' / 'yelp2018_tiny'
+
+
+@pytest.mark.slow
+def test_benchmark_runner_filters_on_yelp2018_fixture(tmp_path):
+    r"""``run.py --dataset yelp2018`` with the filters, LightGODE and the
+    hybrid on the tiny fixture in the real LightGCN format; the filters'
+    spectral rank is capped by the stated rule (k <= min(U, I) / 4)."""
+    out = tmp_path / 'rows.json'
+    proc = subprocess.run([
+        sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--dataset',
+        'yelp2018', '--root', str(tmp_path / 'data'), '--raw-dir',
+        str(FIXTURE), '--mode', 'quick', '--epochs', '1', '--models',
+        'gfcf,bspm,turbocf,lightgode,hybrid', '--cache',
+        str(tmp_path / 'cache'), '--json', str(out)
+    ], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result['dataset'] == 'yelp2018'
+    models = result['models']
+    assert set(models) == {'gfcf', 'bspm', 'turbocf', 'lightgode', 'hybrid'}
+    assert models['gfcf']['settings']['k'] == 1  # min(6, 9) // 4
+    assert models['turbocf']['settings'] == dict(alpha=0.6, power=1.0,
+                                                 filter=2)
+    for row in models.values():
+        assert 0 <= row['test']['ndcg@20'] <= 1
+    # The hybrid reused the lightgode row's tables from the cache:
+    training = models['hybrid']['lightgode_training']
+    assert training == {key: models['lightgode'][key] for key in training}

@@ -108,13 +108,16 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                parts: Sequence[str] = ('bspm', 'gfcf'),
                t: float = 3.0, method: str = 'euler',
                filter_overrides: Optional[Dict[str, Dict]] = None,
-               coarse: Sequence[float] = (0.0, 0.5, 1.0, 2.0),
-               refine: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
+               coarse: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0,
+                                          3.0),
+               refine: Sequence[float] = (),
                progress: bool = False) -> Tuple[ScoreFusion, Dict]:
     r"""Fits the hybrid of trained LightGODE tables (:obj:`user_emb`,
     :obj:`item_emb`: :math:`\mathbf{E}_0`, before propagation) and the
     filters :obj:`parts` on :obj:`split` (which must have a validation
-    part), choosing the fusion weights on validation. Returns the test-stage
+    part), choosing the fusion weights on validation (by default one pass
+    over a grid of :obj:`coarse` weights per filter: every part is scored
+    once per user batch, see :func:`select_fusion`). Returns the test-stage
     :class:`ScoreFusion` (filters fitted on training + validation) and a
     report: the selected weights, every validation row, seconds per
     stage."""

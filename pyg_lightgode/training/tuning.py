@@ -71,7 +71,14 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
                     fused.add_(scores[name], alpha=weighting[name])
             if excluded is not None:
                 fused[excluded[0], excluded[1]] = float('-inf')
-            index = fused.topk(k, dim=1).indices
+            index = fused.topk(min(k, num_items), dim=1).indices
+            # Excluded items never count; short lists are padded past the
+            # last item id (no label matches), as the evaluator does.
+            index[torch.gather(fused, 1, index) == float('-inf')] = \
+                num_items
+            if index.size(1) < k:
+                index = torch.nn.functional.pad(
+                    index, (0, k - index.size(1)), value=num_items)
             collection.update(index, label_index)
     return [{name: float(value) for name, value in c.compute().items()}
             for c in collections]
