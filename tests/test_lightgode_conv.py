@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+import torch_geometric
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.testing import assert_module
 from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
@@ -150,6 +151,22 @@ def test_graph_forms_agree(form, normalize, method, kwargs):
     assert not torch.allclose(out, conv(x, edge_index), atol=1e-3)
 
 
+@pytest.mark.parametrize('normalize', [True, False])
+def test_one_step_on_csr_matches_edge_index_with_gradients(normalize):
+    # A CSR adjacency takes the fused sparse product (1 + t) x + t A x.
+    x, edge_index, edge_weight = weighted_directed_graph()
+    adj_t, _ = as_form('csr', edge_index, edge_weight, x.size(0))
+    conv = LightGODEConv(t=1.5, normalize=normalize)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out = conv(a, adj_t)
+    expected = conv(b, edge_index, edge_weight)
+    assert torch.allclose(out, expected)
+    weight = torch.randn(x.shape, dtype=x.dtype)
+    (out * weight).sum().backward()
+    (expected * weight).sum().backward()
+    assert torch.allclose(a.grad, b.grad)
+
+
 @pytest.mark.parametrize('method', ['euler', 'exact', 'rk4'])
 def test_unfused_message_path_agrees(method):
     # Explainers switch fusion off; messages then carry adj_t's values.
@@ -265,24 +282,47 @@ def test_gradcheck(method, kwargs):
         lambda x: conv(x, edge_index, edge_weight), (x, ))
 
 
-@pytest.mark.skipif(not hasattr(torch, 'compile'),
-                    reason='torch.compile is unavailable')
-@pytest.mark.parametrize('method,kwargs,backend', [
-    ('euler', {}, 'inductor'),
-    ('exact', {}, 'aot_eager'),
-])
-def test_torch_compile(method, kwargs, backend):
+def test_compile_fullgraph_edge_index():
+    # The one-step default with an edge_index: one graph, no break (a host
+    # sync or a sparse tensor would raise under fullgraph=True).
     torch._dynamo.reset()
     x, edge_index = random_bipartite()
     x = x.float()
-    conv = LightGODEConv(t=2.0, method=method, **kwargs)
-    compiled = torch.compile(conv, backend=backend)
-    expected = conv(x, edge_index)
-    assert torch.allclose(compiled(x, edge_index), expected, atol=1e-5)
-    # A second call (and a call with new times) reuses or recompiles.
-    assert torch.allclose(compiled(2 * x, edge_index), 2 * expected,
+    weight = torch.rand(edge_index.size(1)) + 0.5
+    conv = LightGODEConv(t=2.0)
+    compiled = torch.compile(conv, fullgraph=True)
+    expected = conv(x, edge_index, weight)
+    assert torch.allclose(compiled(x, edge_index, weight), expected,
                           atol=1e-5)
+    assert torch.allclose(compiled(2 * x, edge_index, weight), 2 * expected,
+                          atol=1e-5)
+
+
+@pytest.mark.parametrize('conv', [
+    LightGODEConv(t=[0.5, 2.0]),
+    LightGODEConv(t=1.5, normalize=False),
+])
+def test_compile_fullgraph_variants(conv):
+    torch._dynamo.reset()
+    x, edge_index = random_bipartite()
+    compiled = torch.compile(conv, fullgraph=True, backend='aot_eager')
+    assert torch.allclose(compiled(x, edge_index), conv(x, edge_index))
     assert torch.allclose(compiled(x, edge_index, t=0.0), x)
+
+
+def test_compile_exact_and_sparse_adjacency():
+    # The series reads its norms to stop, torchdiffeq checks its inputs'
+    # values and sparse tensors are no Dynamo inputs: these run with graph
+    # breaks.
+    torch._dynamo.reset()
+    x, edge_index = random_bipartite()
+    adj_t = to_torch_csr_tensor(edge_index.flip(0), size=(x.size(0), ) * 2)
+    for conv, graph in ((LightGODEConv(t=2.0, method='exact'), edge_index),
+                        (LightGODEConv(t=2.0, method='rk4', step_size=0.5),
+                         edge_index),
+                        (LightGODEConv(t=2.0), adj_t)):
+        compiled = torch.compile(conv, backend='aot_eager')
+        assert torch.allclose(compiled(x, graph), conv(x, edge_index))
 
 
 @pytest.mark.parametrize('kwargs,match', [
@@ -312,34 +352,145 @@ def test_bad_time_type():
 
 
 def test_bad_forward_arguments():
+    # Shapes, dtypes and types: always checked (no synchronisation).
     x, edge_index, edge_weight = weighted_directed_graph()
     conv = LightGODEConv(t=1.0)
     with pytest.raises(ValueError, match='non-negative'):
         conv(x, edge_index, t=-0.5)
     with pytest.raises(ValueError, match='strictly increasing'):
         conv(x, edge_index, t=torch.tensor([2.0, 1.0]))
-    with pytest.raises(ValueError, match=r'node ids in \[0, 3\].*3 rows'):
-        conv(x[:3], edge_index)
     with pytest.raises(ValueError, match=r'shape \[5, 5\]'):
         adj_t = to_torch_csr_tensor(edge_index.flip(0), size=(4, 4))
         conv(torch.cat([x, x[:1]]), adj_t)
-    with pytest.raises(ValueError, match='NaN'):
-        bad = x.clone()
-        bad[1, 2] = float('nan')
-        conv(bad, edge_index)
     with pytest.raises(ValueError, match="'x' must be a 2-D"):
         conv(x[0], edge_index)
+    with pytest.raises(ValueError, match="'x' must be a floating"):
+        conv(x.long(), edge_index)
+    with pytest.raises(ValueError, match="'x' has no rows"):
+        conv(x[:0], edge_index[:, :0])
     with pytest.raises(ValueError, match='one entry per edge'):
         conv(x, edge_index, edge_weight[:-1])
     with pytest.raises(ValueError, match='must be None'):
         adj_t = to_torch_csr_tensor(edge_index.flip(0), size=(4, 4))
         conv(x, adj_t, edge_weight)
-    with pytest.raises(ValueError, match='non-negative'):
-        conv(x, edge_index, -edge_weight)
     with pytest.raises(ValueError, match=r"shape \[2, E\]"):
         conv(x, edge_index.t())
+    with pytest.raises(ValueError, match='integer node ids'):
+        conv(x, edge_index.double())
     with pytest.raises(TypeError, match="'edge_index'"):
         conv(x, edge_index.tolist())
+
+
+def test_value_checks_run_in_debug_mode():
+    # Values are read only under torch_geometric.debug(); models check them
+    # at their entry points.
+    x, edge_index, edge_weight = weighted_directed_graph()
+    conv = LightGODEConv(t=1.0)
+    nan_x = x.clone()
+    nan_x[1, 2] = float('nan')
+    assert torch.isnan(conv(nan_x, edge_index)).any()  # No check.
+    with torch_geometric.debug():
+        with pytest.raises(ValueError, match=r'node ids in \[0, 3\].*'
+                           r'\[0, 2\] \(num_nodes=3\)'):
+            conv(x[:3], edge_index)
+        with pytest.raises(ValueError, match="'x' contains NaN"):
+            conv(nan_x, edge_index)
+        with pytest.raises(ValueError, match='2 negative values'):
+            conv(x, edge_index, edge_weight * torch.tensor(
+                [1, -1, 1, 1, -1, 1, 1, 1]))
+        LightGODEConv(normalize=False)(x, edge_index, -edge_weight)
+        with pytest.raises(ValueError, match='1 NaN or infinite'):
+            bad = edge_weight.clone()
+            bad[0] = float('inf')
+            conv(x, to_torch_csr_tensor(edge_index.flip(0), bad,
+                                        size=(4, 4)))
+        assert torch.allclose(conv(x, edge_index, edge_weight),
+                              LightGODEConv(t=1.0)(x, edge_index,
+                                                   edge_weight))
+
+
+def duplicated_graph():
+    # 0 -> 1 twice (weights 1 and 0.5) and 1 -> 0 twice.
+    edge_index = torch.tensor([[0, 1, 1, 2, 0, 1, 3], [1, 0, 2, 1, 1, 0, 2]])
+    edge_weight = torch.tensor([1.0, 2.0, 1.0, 1.0, 0.5, 3.0, 0.25],
+                               dtype=torch.float64)
+    x = torch.randn(4, 3, dtype=torch.float64,
+                    generator=torch.Generator().manual_seed(3))
+    return x, edge_index, edge_weight
+
+
+@pytest.mark.parametrize('form', ['coo', 'coalesced', 'csr', 'csc',
+                                  'SparseTensor', 'chunked'])
+@pytest.mark.parametrize('normalize', [True, False])
+@pytest.mark.parametrize('method', ['euler', 'exact'])
+def test_duplicate_edges_add_up_in_every_form(form, normalize, method):
+    x, edge_index, edge_weight = duplicated_graph()
+    conv = LightGODEConv(t=1.5, method=method, normalize=normalize)
+    # The summed graph: each duplicate pair as one edge of summed weight.
+    merged = torch.tensor([[0, 1, 1, 2, 3], [1, 0, 2, 1, 2]])
+    merged_weight = torch.tensor([1.5, 5.0, 1.0, 1.0, 0.25],
+                                 dtype=torch.float64)
+    expected = conv(x, merged, merged_weight)
+    assert torch.allclose(conv(x, edge_index, edge_weight), expected)
+    size = (4, 4)
+    coo = torch.sparse_coo_tensor(edge_index.flip(0), edge_weight, size)
+    if form == 'chunked':
+        out = conv(x, edge_index, edge_weight, chunk_size=2)
+    elif form == 'coo':
+        out = conv(x, coo)
+    elif form == 'coalesced':
+        out = conv(x, coo.coalesce())
+    elif form == 'csr':
+        out = conv(x, to_torch_csr_tensor(edge_index.flip(0), edge_weight,
+                                          size=size))
+    elif form == 'csc':
+        out = conv(x, coo.coalesce().to_sparse_csc())
+    else:
+        if not WITH_TORCH_SPARSE:
+            pytest.skip('torch_sparse is not installed')
+        out = conv(x, SparseTensor(row=edge_index[1], col=edge_index[0],
+                                   value=edge_weight, sparse_sizes=size))
+    assert torch.allclose(out, expected)
+
+
+@pytest.mark.parametrize('dtype,tol', [(torch.float16, 5e-3),
+                                       (torch.bfloat16, 3e-2)])
+@pytest.mark.parametrize('method,kwargs', [('euler', {}), ('exact', {}),
+                                           ('rk4', dict(step_size=0.25))])
+def test_half_precision_matches_float32(dtype, tol, method, kwargs):
+    x, edge_index = random_bipartite()
+    x = x.float()
+    conv = LightGODEConv(t=[0.5, 2.0], method=method, **kwargs)
+    out = conv(x.to(dtype), edge_index)
+    assert out.dtype == dtype
+    assert rel_err(out.float(), conv(x, edge_index)) < tol
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_errors_name_the_dtype(dtype):
+    x, edge_index = random_bipartite()
+    x = x.to(dtype)
+    adj_t = to_torch_csr_tensor(edge_index.flip(0), size=(x.size(0), ) * 2)
+    name = str(dtype).replace('.', r'\.')
+    with pytest.raises(TypeError, match=f'on CPU do not support {name}'):
+        LightGODEConv()(x, adj_t)  # CPU sparse products: float32/64 only.
+    with pytest.raises(TypeError, match=f'on CPU do not support {name}'):
+        LightGODEConv(chunk_size=4)(x, edge_index)
+    with pytest.raises(TypeError, match=f"'dopri5' cannot .* {name}"):
+        LightGODEConv(method='dopri5')(x, edge_index)
+
+
+@pytest.mark.parametrize('method,kwargs', [('euler', {}), ('exact', {}),
+                                           ('rk4', dict(step_size=0.25)),
+                                           ('dopri5', {})])
+def test_float64_matches_float32_in_every_form(method, kwargs):
+    x, edge_index = random_bipartite()
+    adj_t = to_torch_csr_tensor(edge_index.flip(0), size=(x.size(0), ) * 2)
+    conv = LightGODEConv(t=1.0, method=method, **kwargs)
+    for graph in (edge_index, adj_t):
+        out = conv(x, graph)
+        assert out.dtype == torch.float64
+        assert rel_err(conv(x.float(), graph).double(), out) < 1e-5
 
 
 def test_reset_parameters_and_repr():

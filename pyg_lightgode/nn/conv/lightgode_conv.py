@@ -1,15 +1,19 @@
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
+import torch_geometric
 from torch import Tensor
-
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.typing import Adj, OptTensor, SparseTensor
-from torch_geometric.utils import spmm, to_torch_csr_tensor
+from torch_geometric.utils import (
+    is_torch_sparse_tensor,
+    spmm,
+    to_torch_csr_tensor,
+)
 
-from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
+from pyg_lightgode.nn.conv.utils import check_graph, is_sparse_adjacency
 from pyg_lightgode.nn.ode import (  # noqa: F401 (re-exported)
     ADAPTIVE_METHODS,
     DEFAULT_MAX_STEPS,
@@ -21,135 +25,83 @@ from pyg_lightgode.nn.ode import (  # noqa: F401 (re-exported)
 )
 from pyg_lightgode.nn.ode import parse_times as _parse_times
 
-#: A block of target rows :obj:`(start, end, adj_t[start:end])`.
-RowBlock = Tuple[int, int, Tensor]
+#: A block of target rows :obj:`(start, end, graph, edge_weight)`: the whole
+#: graph (:obj:`edge_index` or transposed sparse adjacency) or rows
+#: :obj:`start:end` of a CSR :obj:`adj_t`.
+RowBlock = Tuple[int, int, Adj, OptTensor]
+_HALF = (torch.float16, torch.bfloat16)
 
 
 class LightGODEConv(MessagePassing):
     r"""The non-parametric graph ODE propagation from the `"Do We Really Need
     Graph Convolution During Training? Light Post-Training Graph-ODE for
     Efficient Recommendation" <https://arxiv.org/abs/2407.18910>`_ paper
-    (LightGODE).
-
-    Starting from the node embeddings :math:`\mathbf{X}`, it solves
 
     .. math::
-        \frac{d\mathbf{E}(t)}{dt} = \hat{\mathbf{A}} \mathbf{E}(t) +
-        \mathbf{X}, \qquad \mathbf{E}(0) = \mathbf{X}
+        \frac{d\mathbf{X}(t)}{dt} = \hat{\mathbf{A}} \mathbf{X}(t) +
+        \mathbf{X}, \qquad \mathbf{X}(0) = \mathbf{X},
 
-    up to time :math:`t`, where :math:`\hat{\mathbf{A}} =
-    \mathbf{D}^{-1/2} \mathbf{A} \mathbf{D}^{-1/2}` is the symmetrically
-    normalized adjacency matrix *without* self-loops (as in
-    :class:`~torch_geometric.nn.conv.LGConv`). The constant term
-    :math:`\mathbf{X}` acts as an initial residual that keeps the result
-    anchored to the space the embeddings were trained in. The exact solution
-    is
+    solved up to time :math:`t`, where :math:`\hat{\mathbf{A}} =
+    \mathbf{D}^{-1/2} \mathbf{A} \mathbf{D}^{-1/2}` has no self-loops (as in
+    :class:`~torch_geometric.nn.conv.LGConv`). The default, one Euler step
+    (as in the official code), is
 
     .. math::
-        \mathbf{E}(t) = \sum_{k \geq 0} \left( \frac{t^k}{k!} +
-        \frac{t^{k+1}}{(k+1)!} \right) \hat{\mathbf{A}}^k \mathbf{X}.
+        \mathbf{X}^{\prime} = (1 + t) \mathbf{X} + t \hat{\mathbf{A}}
+        \mathbf{X};
 
-    The default, :obj:`method="euler"` without :obj:`step_size`, is the single
-    Euler step of size :math:`t` that the official implementation takes and
-    for which the published end times (*e.g.*, :math:`t = 3` on Gowalla) were
-    tuned:
-
-    .. math::
-        \mathbf{E}(t) = (1 + t) \mathbf{X} + t \hat{\mathbf{A}} \mathbf{X}.
-
-    Use it to reproduce the paper. An accurate solver (:obj:`"exact"`,
-    :obj:`"rk4"` with a small :obj:`step_size`, :obj:`"dopri5"`, ...) computes
-    a different, smoother operator that mixes in all powers of
-    :math:`\hat{\mathbf{A}}`; its best :math:`t` is smaller (around
-    :math:`1`--:math:`2` on Gowalla) and it can be more, equally or less
-    accurate than the one-step form depending on how the embeddings were
-    trained. Pick the method and :math:`t` on validation data after
-    training: passing several times returns all of them from one solve.
+    :obj:`method="exact"` sums the series :math:`\mathbf{X}(t) = \sum_{k
+    \geq 0} (\frac{t^k}{k!} + \frac{t^{k+1}}{(k+1)!}) \hat{\mathbf{A}}^k
+    \mathbf{X}` and the :obj:`torchdiffeq` methods integrate the ODE.
+    Duplicate edges add up, in every graph form. Values (node ids, NaNs,
+    negative weights) are checked only under
+    :func:`torch_geometric.debug`, so the one-step :obj:`"euler"` runs
+    without host synchronisation and compiles with :obj:`fullgraph=True`
+    for an :obj:`edge_index` (propagated by scatter; a sparse adjacency
+    uses sparse matrix products, which need float32 or float64 on CPU).
 
     Args:
         t (float or Sequence[float] or torch.Tensor, optional): The end time
-            :math:`t \geq 0`, or a 1-D sequence of strictly increasing times
-            at which the solution is returned. Can be overridden in
-            :meth:`forward`. (default: :obj:`1.0`)
-        method (str, optional): :obj:`"exact"` sums the series above until
-            its terms fall below the tolerance (no ODE library needed). Any
-            other value is a :obj:`torchdiffeq` method: a fixed-step one
-            (:obj:`"euler"`, :obj:`"midpoint"`, :obj:`"heun2"`,
-            :obj:`"heun3"`, :obj:`"rk4"`, :obj:`"explicit_adams"`,
-            :obj:`"implicit_adams"`, :obj:`"fixed_adams"`) or an adaptive
-            one (:obj:`"dopri5"`, :obj:`"dopri8"`, :obj:`"bosh3"`,
-            :obj:`"fehlberg2"`, :obj:`"adaptive_heun"`).
+            :math:`t \geq 0`, or strictly increasing times, all returned
+            from one solve. Can be overridden in :meth:`forward`.
+            (default: :obj:`1.0`)
+        method (str, optional): :obj:`"exact"` or a :obj:`torchdiffeq`
+            method (:obj:`"euler"`, :obj:`"rk4"`, :obj:`"dopri5"`, ...,
+            see :obj:`pyg_lightgode.nn.ode.METHODS`).
             (default: :obj:`"euler"`)
-        step_size (float, optional): The largest step of a fixed-step method.
-            Every requested time is a grid point; each interval between two
-            of them is cut into equal steps of at most :obj:`step_size`. If
-            :obj:`None`, a fixed-step method takes one single step from
-            :math:`0` to each requested time, as the official code does
-            (several times are then solved separately, so each result is the
-            one-step answer for that time; for :obj:`"euler"` this costs a
-            single propagation in total). (default: :obj:`None`)
+        step_size (float, optional): The largest step of a fixed-step
+            method; if :obj:`None`, one step from :math:`0` to each time.
+            (default: :obj:`None`)
         normalize (bool, optional): If set to :obj:`False`, the edge weights
-            (or ones) are used as :math:`\hat{\mathbf{A}}` as they are.
-            (default: :obj:`True`)
-        rtol (float, optional): Relative tolerance of the adaptive methods,
-            of :obj:`"implicit_adams"`'s corrector, and of the series of
-            :obj:`"exact"` (a term is negligible once its norm is below
-            :obj:`rtol` times the norm of the sum, plus the absolute part).
-            (default: :obj:`1e-5`)
-        atol (float, optional): Absolute tolerance per entry, used like
-            :obj:`rtol`. (default: :obj:`1e-7`)
-        max_terms (int, optional): The most series terms :obj:`"exact"`
-            computes before it raises an error. (default: :obj:`500`)
-        chunk_size (int, optional): If set, the sparse products and the
-            dense updates run over blocks of :obj:`chunk_size` target rows
-            (each block of rows of :math:`\hat{\mathbf{A}}` multiplies the
-            whole input), which bounds the temporaries to one block; the
-            results equal the unchunked ones. Can be overridden in
-            :meth:`forward`. (default: :obj:`None`, all rows at once)
-        max_steps (int, optional): The most steps (fixed-step methods) or
-            function evaluations (adaptive methods) of one solve; beyond it
-            :class:`~pyg_lightgode.nn.ode.ODESolverError` is raised instead
-            of running on. (default: :obj:`10000`)
+            (or ones, or the values of a sparse adjacency) are used as
+            :math:`\hat{\mathbf{A}}` as given, *e.g.*, an adjacency
+            normalized once by :meth:`gcn_norm` with
+            :obj:`add_self_loops=False`. (default: :obj:`True`)
+        rtol (float, optional): Relative tolerance of the adaptive methods
+            and of the :obj:`"exact"` series. (default: :obj:`1e-5`)
+        atol (float, optional): Absolute tolerance per entry.
+            (default: :obj:`1e-7`)
+        max_terms (int, optional): The most terms of the :obj:`"exact"`
+            series. (default: :obj:`500`)
+        chunk_size (int, optional): If set, propagates blocks of
+            :obj:`chunk_size` target rows at a time (same result, smaller
+            temporaries). Can be overridden in :meth:`forward`.
+            (default: :obj:`None`)
+        max_steps (int, optional): The most steps (or function evaluations)
+            of one solve before :class:`~pyg_lightgode.nn.ode.ODESolverError`
+            is raised. (default: :obj:`10000`)
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
-
-    **Memory.** Besides :obj:`x` and the graph (whose normalization
-    briefly holds an edge list of about 30 bytes per edge), with :math:`T`
-    requested times, a *table* of :math:`|\mathcal{V}| \times F` values
-    and a *block* of :obj:`chunk_size` :math:`\times F` values (inference,
-    no gradients): the one-step :obj:`"euler"` needs the :math:`T` output
-    tables plus a few blocks of temporaries; :obj:`"exact"` needs the
-    :math:`T` output tables, the running power
-    :math:`\hat{\mathbf{A}}^k \mathbf{X}` and its successor (two tables)
-    plus :math:`T` blocks. Without :obj:`chunk_size` the block is a whole
-    table. A :obj:`torchdiffeq` method needs what its solver keeps (a few
-    tables per stage); there :obj:`chunk_size` only bounds the sparse
-    products. :func:`pyg_lightgode.utils.chunked.save_embeddings` writes
-    the result to disk in row chunks.
-
-    The graph is normalized and turned into a transposed CSR adjacency once
-    per call, and every function evaluation is one sparse-dense matrix
-    product. Passing a CSR :obj:`adj_t` (*e.g.*, from
-    :meth:`~pyg_lightgode.data.BipartiteSplit.adj_t`) saves the conversion.
-    Gradients flow to :obj:`x` through every method (torchdiffeq's methods
-    are differentiated through their operations, not by the adjoint).
-    Under :meth:`torch.compile`, the sparse products run eagerly between
-    compiled pieces (Dynamo does not trace sparse tensors); adaptive methods
-    do not compile with the inductor backend. The global error of an
-    adaptive method can exceed :obj:`rtol` several times over, and
-    torchdiffeq's :obj:`"explicit_adams"` (up to order 12) is stable only for
-    small steps (about :obj:`0.005` or less on a normalized graph).
 
     Shapes:
         - **input:**
           node features :math:`(|\mathcal{V}|, F)`,
           edge indices :math:`(2, |\mathcal{E}|)` or a transposed sparse
           adjacency :math:`(|\mathcal{V}|, |\mathcal{V}|)`,
-          edge weights :math:`(|\mathcal{E}|)` *(optional)*,
-          times :math:`()` or :math:`(T)` *(optional)*
-        - **output:** node features :math:`(|\mathcal{V}|, F)` for a single
-          time, or :math:`(T, |\mathcal{V}|, F)` for a 1-D tensor or sequence
-          of :math:`T` times
+          edge weights :math:`(|\mathcal{E}|)` *(optional)*
+        - **output:** node features :math:`(|\mathcal{V}|, F)`, or
+          :math:`(T, |\mathcal{V}|, F)` for :math:`T` times given as a
+          sequence or 1-D tensor
     """
     def __init__(
         self,
@@ -171,9 +123,8 @@ class LightGODEConv(MessagePassing):
                              f"{self.__class__.__name__} (got {self.aggr!r})")
         if self.flow != 'source_to_target':
             raise ValueError(f"'flow' must be 'source_to_target' for "
-                             f"{self.__class__.__name__}, which propagates "
-                             f"through a sparse 'adj_t' (got {self.flow!r}); "
-                             f"flip 'edge_index' instead")
+                             f"{self.__class__.__name__} (got {self.flow!r});"
+                             f" flip 'edge_index' instead")
         check_method(method, step_size, rtol, atol, max_steps)
         if int(max_terms) < 1:
             raise ValueError(f"'max_terms' must be a positive integer "
@@ -194,121 +145,114 @@ class LightGODEConv(MessagePassing):
         super().reset_parameters()  # Nothing learnable to reset.
 
     def forward(self, x: Tensor, edge_index: Adj,
-                edge_weight: OptTensor = None,
-                t: Optional[Times] = None,
+                edge_weight: OptTensor = None, t: Optional[Times] = None,
                 chunk_size: Optional[int] = None) -> Tensor:
         times, single_time = _parse_times(self.t if t is None else t)
         chunk_size = _check_chunk_size(
             self.chunk_size if chunk_size is None else chunk_size)
-        adj_t = self._normalized_adj_t(x, edge_index, edge_weight)
-        blocks = _row_blocks(adj_t, chunk_size)
+        edge_index, edge_weight = self._prepare(x, edge_index, edge_weight)
+        num_nodes = x.size(0)
+
+        if chunk_size is not None and chunk_size < num_nodes:
+            blocks = _row_blocks(
+                _to_csr(edge_index, edge_weight, x), chunk_size)
+        else:
+            blocks = [(0, num_nodes, edge_index, edge_weight)]
 
         if self.method == 'exact':
             out = self._exact(x, blocks, times)
-        elif self.step_size is None and self.method in FIXED_STEP_METHODS:
-            out = self._one_step_each(x, blocks, times)
+        elif self.step_size is None and self.method == 'euler':
+            out = self._euler(x, blocks, times)
         else:
             out = self._integrate(x, blocks, times)
         return out[0] if single_time else out
 
-    # Data-dependent checks and sparse-tensor construction break (and, on
-    # recompilation, crash) Dynamo's tracing; they run once per call anyway.
-    @torch.compiler.disable
-    def _normalized_adj_t(self, x: Tensor, edge_index: Adj,
-                          edge_weight: OptTensor) -> Tensor:
-        r"""Validates :obj:`x` and the graph, and returns
-        :math:`\hat{\mathbf{A}}` as a transposed torch.sparse CSR matrix of
-        :obj:`x`'s dtype, whatever form the graph came in."""
+    def _prepare(self, x: Tensor, edge_index: Adj,
+                 edge_weight: OptTensor) -> Tuple[Adj, OptTensor]:
+        r"""Checks shapes and dtypes (and, in debug mode, the values), and
+        returns the normalized graph: an :obj:`edge_index` with weights, or
+        a transposed CSR adjacency of :obj:`x`'s dtype."""
         _check_features(x)
-        num_nodes = x.size(0)
+        if self.method in ADAPTIVE_METHODS and x.dtype in _HALF:
+            raise TypeError(f"The adaptive method {self.method!r} cannot "
+                            f"reach its tolerances in {x.dtype}; use float32 "
+                            f"or a fixed-step method ('euler', 'rk4', ...)")
+        if torch_geometric.is_debug_enabled():
+            _check_finite_features(x)
         if is_sparse_adjacency(edge_index, edge_weight):
-            size = list(edge_index.sizes() if isinstance(
-                edge_index, SparseTensor) else edge_index.shape)
-            if size != [num_nodes, num_nodes]:
-                raise ValueError(f"The sparse adjacency must have shape "
-                                 f"[{num_nodes}, {num_nodes}] to match the "
-                                 f"{num_nodes} rows of 'x' (got {size})")
-            if isinstance(edge_index, SparseTensor):
-                adj_t = edge_index.to_torch_sparse_csr_tensor(dtype=x.dtype)
-            else:
-                adj_t = edge_index.to_sparse_csr().to(x.dtype)
-        elif isinstance(edge_index, Tensor):
-            _check_edge_index(edge_index, num_nodes)
-            num_edges = edge_index.size(1)
-            if edge_weight is None:
-                edge_weight = x.new_ones(num_edges)
-            elif (not isinstance(edge_weight, Tensor)
-                  or edge_weight.dim() != 1
-                  or edge_weight.numel() != num_edges):
-                shape = (list(edge_weight.shape) if isinstance(
-                    edge_weight, Tensor) else type(edge_weight).__name__)
-                raise ValueError(f"'edge_weight' must be a 1-D tensor with "
-                                 f"one entry per edge ({num_edges}), got "
-                                 f"{shape}")
-            adj_t = to_torch_csr_tensor(edge_index.flip(0),
-                                        edge_weight.to(x.dtype),
-                                        size=(num_nodes, num_nodes))
-        else:
+            return _prepare_sparse(edge_index, x, self.normalize), None
+        if not isinstance(edge_index, Tensor):
             raise TypeError(f"'edge_index' must be an edge index tensor, a "
                             f"torch.sparse tensor or a SparseTensor (got "
                             f"{type(edge_index).__name__})")
-
-        weights = adj_t.values().detach()
-        if not bool(torch.isfinite(weights).all()):
-            raise ValueError("The edge weights contain NaN or infinite values")
+        _check_edge_index(edge_index, edge_weight)
+        if edge_weight is not None:
+            edge_weight = edge_weight.to(x.dtype)
+        if torch_geometric.is_debug_enabled():
+            check_graph(edge_index, edge_weight, x.size(0), self.normalize)
         if self.normalize:
-            if weights.numel() > 0 and bool((weights < 0).any()):
-                raise ValueError("The edge weights must be non-negative when "
-                                 "'normalize=True' (degrees are "
-                                 "square-rooted)")
-            adj_t, _ = gcn_norm(adj_t, None, num_nodes, add_self_loops=False)
-        return adj_t
+            edge_index, edge_weight = gcn_norm(
+                edge_index, edge_weight, x.size(0), add_self_loops=False,
+                dtype=x.dtype)
+        return edge_index, edge_weight
 
-    def _propagate_rows(self, adj_rows: Tensor, x: Tensor) -> Tensor:
-        # edge_weight=None: the weights are adj_t's values (they feed
-        # `message` only when fusion is off, e.g. for explainers).
+    def _propagate_rows(self, graph: Adj, edge_weight: OptTensor,
+                        x: Tensor) -> Tensor:
         # propagate_type: (x: Tensor, edge_weight: OptTensor)
-        return self.propagate(adj_rows, x=x, edge_weight=None)
+        return self.propagate(graph, x=x, edge_weight=edge_weight)
+
+    def _plain_sparse(self, graph: Adj) -> bool:
+        # Whether propagate() would be one torch.sparse product: fused, no
+        # hooks, no explainer, no decomposition.
+        return (is_torch_sparse_tensor(graph) and self.fuse
+                and self.decomposed_layers == 1 and not self.explain
+                and not self._propagate_forward_pre_hooks
+                and not self._propagate_forward_hooks)
 
     def _propagate(self, blocks: List[RowBlock], x: Tensor) -> Tensor:
         if len(blocks) == 1:
-            return self._propagate_rows(blocks[0][2], x)
+            return self._propagate_rows(blocks[0][2], blocks[0][3], x)
         out = x.new_empty(x.shape)
-        for start, end, adj_rows in blocks:
-            out[start:end] = self._propagate_rows(adj_rows, x)
+        for start, end, graph, edge_weight in blocks:
+            out[start:end] = self._propagate_rows(graph, edge_weight, x)
         return out
 
-    def _derivative(self, blocks: List[RowBlock],
-                    x: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
-        def derivative(time: Tensor, state: Tensor) -> Tensor:
-            return self._propagate(blocks, state) + x
-
-        return derivative
-
-    def _one_step_each(self, x: Tensor, blocks: List[RowBlock],
-                       times: List[float]) -> Tensor:
-        if self.method == 'euler':  # One step needs only dE/dt at t=0.
-            out = x.new_empty((len(times), ) + x.shape)
-            for start, end, adj_rows in blocks:
-                x_rows = x[start:end]
-                slope = self._propagate_rows(adj_rows, x) + x_rows
-                for i, time in enumerate(times):
-                    out[i, start:end] = x_rows + time * slope
-            return out
-        return self._integrate(x, blocks, times)
+    def _euler(self, x: Tensor, blocks: List[RowBlock],
+               times: List[float]) -> Tensor:
+        # One step per time needs dX/dt at 0 only: one propagation in all.
+        if len(blocks) == 1:
+            if len(times) == 1 and self._plain_sparse(blocks[0][2]):
+                # (1 + t) x + t A x as one fused sparse product.
+                return _sparse_addmm(x, blocks[0][2], times[0])[None]
+            out = self._propagate_rows(blocks[0][2], blocks[0][3], x)
+            if len(times) == 1:  # (1 + t) x + t A x, in place.
+                return out.mul_(times[0]).add_(x, alpha=1.0 + times[0])[None]
+            t = torch.tensor(times, dtype=x.dtype, device=x.device)
+            return torch.addcmul(x, t.view(-1, 1, 1), out.add_(x))
+        out = x.new_empty((len(times), ) + x.shape)
+        for start, end, graph, edge_weight in blocks:
+            x_rows = x[start:end]
+            slope = self._propagate_rows(graph, edge_weight, x).add_(x_rows)
+            for i, time in enumerate(times):
+                out[i, start:end] = torch.add(x_rows, slope, alpha=time)
+        return out
 
     def _integrate(self, x: Tensor, blocks: List[RowBlock],
                    times: List[float]) -> Tensor:
-        return integrate(self._derivative(blocks, x), x, times, self.method,
-                         self.step_size, self.rtol, self.atol, self.max_steps)
+        def derivative(time: Tensor, state: Tensor) -> Tensor:
+            return self._propagate(blocks, state) + x
+
+        return integrate(derivative, x, times, self.method, self.step_size,
+                         self.rtol, self.atol, self.max_steps)
 
     def _exact(self, x: Tensor, blocks: List[RowBlock],
                times: List[float]) -> Tensor:
+        # Stops once the terms are small: reads their norms (host syncs).
         t = torch.tensor(times, dtype=torch.float64)
         power_coef = torch.ones_like(t)  # t^k / k!
         out = x.new_empty((len(times), ) + x.shape)
         x_coef = (1 + t).to(x).view(-1, 1, 1)
-        for start, end, _ in blocks:
+        for start, end, _, _ in blocks:
             out[:, start:end] = x_coef * x[start:end]
         power = x  # A^k x
         prev_terms = torch.full_like(t, float('inf'))
@@ -318,7 +262,7 @@ class LightGODEConv(MessagePassing):
             power_coef = power_coef * t / k
             coef = power_coef * (1 + t / (k + 1))
             power_coef_x = coef.to(x).view(-1, 1, 1)
-            for start, end, _ in blocks:  # In place, one block at a time.
+            for start, end, _, _ in blocks:  # In place, block by block.
                 out[:, start:end] += power_coef_x * power[start:end]
             terms = coef * float(power.detach().norm())
             tol = self.rtol * out.detach().flatten(1).norm(dim=1).double()
@@ -354,27 +298,6 @@ def _check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
     return chunk_size
 
 
-@torch.compiler.disable
-def _row_blocks(adj_t: Tensor, chunk_size: Optional[int]) -> List[RowBlock]:
-    r"""Splits the CSR :obj:`adj_t` (as :meth:`_normalized_adj_t` returns
-    it) into blocks of at most :obj:`chunk_size` rows; the blocks share
-    :obj:`adj_t`'s column indices and values."""
-    num_rows = adj_t.size(0)
-    if chunk_size is None or chunk_size >= num_rows:
-        return [(0, num_rows, adj_t)]
-    crow, col, value = (adj_t.crow_indices(), adj_t.col_indices(),
-                        adj_t.values())
-    bounds = crow[::chunk_size].tolist() + [int(crow[-1])]
-    blocks = []
-    for i, start in enumerate(range(0, num_rows, chunk_size)):
-        end = min(start + chunk_size, num_rows)
-        lo, hi = bounds[i], bounds[i + 1]
-        blocks.append((start, end, torch.sparse_csr_tensor(
-            crow[start:end + 1] - lo, col[lo:hi], value[lo:hi],
-            size=(end - start, adj_t.size(1)))))
-    return blocks
-
-
 def _check_features(x: Tensor):
     if not isinstance(x, Tensor) or x.dim() != 2:
         shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -385,20 +308,92 @@ def _check_features(x: Tensor):
                          f"{x.dtype})")
     if x.size(0) == 0:
         raise ValueError("'x' has no rows: the graph needs at least one node")
+
+
+def _check_finite_features(x: Tensor):
     if not bool(torch.isfinite(x.detach()).all()):
         raise ValueError("'x' contains NaN or infinite values")
 
 
-def _check_edge_index(edge_index: Tensor, num_nodes: int):
+def _check_edge_index(edge_index: Tensor, edge_weight: OptTensor):
     if edge_index.dim() != 2 or edge_index.size(0) != 2:
         raise ValueError(f"'edge_index' must have shape [2, E] (got "
                          f"{list(edge_index.shape)})")
     if edge_index.is_floating_point() or edge_index.dtype == torch.bool:
         raise ValueError(f"'edge_index' must hold integer node ids (got "
                          f"{edge_index.dtype})")
-    if edge_index.numel() > 0:
-        lo, hi = int(edge_index.min()), int(edge_index.max())
-        if lo < 0 or hi >= num_nodes:
-            raise ValueError(f"'edge_index' holds node ids in [{lo}, {hi}], "
-                             f"but 'x' has {num_nodes} rows (valid ids: 0.."
-                             f"{num_nodes - 1})")
+    if edge_weight is not None and (not isinstance(edge_weight, Tensor)
+                                    or edge_weight.dim() != 1
+                                    or edge_weight.numel()
+                                    != edge_index.size(1)):
+        shape = (list(edge_weight.shape) if isinstance(edge_weight, Tensor)
+                 else type(edge_weight).__name__)
+        raise ValueError(f"'edge_weight' must be a 1-D tensor with one entry "
+                         f"per edge ({edge_index.size(1)}), got {shape}")
+
+
+# Sparse tensors are no Dynamo inputs: their preparation runs eagerly.
+@torch.compiler.disable
+def _prepare_sparse(adj: Adj, x: Tensor, normalize: bool) -> Tensor:
+    r"""A sparse adjacency (COO, CSR, CSC or :class:`SparseTensor`) as a
+    transposed torch.sparse CSR matrix of :obj:`x`'s dtype, normalized if
+    :obj:`normalize`; duplicate entries of an uncoalesced COO tensor are
+    summed."""
+    num_nodes = x.size(0)
+    size = list(adj.sizes() if isinstance(adj, SparseTensor) else adj.shape)
+    if size != [num_nodes, num_nodes]:
+        raise ValueError(f"The sparse adjacency must have shape "
+                         f"[{num_nodes}, {num_nodes}] to match the "
+                         f"{num_nodes} rows of 'x' (got {size})")
+    _check_sparse_dtype(x)
+    if isinstance(adj, SparseTensor):
+        adj = adj.to_torch_sparse_csr_tensor(dtype=x.dtype)
+    elif adj.layout != torch.sparse_csr:
+        adj = adj.to_sparse_csr().to(x.dtype)
+    else:
+        adj = adj.to(x.dtype)
+    if torch_geometric.is_debug_enabled():
+        check_graph(adj, None, num_nodes, normalize)
+    if normalize:
+        adj, _ = gcn_norm(adj, None, num_nodes, add_self_loops=False)
+    return adj
+
+
+@torch.compiler.disable
+def _sparse_addmm(x: Tensor, adj_t: Tensor, t: float) -> Tensor:
+    return torch.addmm(x, adj_t, x, beta=1.0 + t, alpha=t)
+
+
+def _check_sparse_dtype(x: Tensor):
+    if x.device.type == 'cpu' and x.dtype in _HALF:
+        raise TypeError(f"Sparse matrix products on CPU do not support "
+                        f"{x.dtype}: pass the graph as an 'edge_index' "
+                        f"without 'chunk_size' (it propagates by scatter) or "
+                        f"use float32")
+
+
+@torch.compiler.disable
+def _to_csr(graph: Adj, edge_weight: OptTensor, x: Tensor) -> Tensor:
+    if isinstance(graph, Tensor) and graph.layout == torch.strided:
+        _check_sparse_dtype(x)
+        return to_torch_csr_tensor(graph.flip(0), edge_weight,
+                                   size=(x.size(0), x.size(0)))
+    return graph
+
+
+@torch.compiler.disable
+def _row_blocks(adj_t: Tensor, chunk_size: int) -> List[RowBlock]:
+    r"""Splits the CSR :obj:`adj_t` into blocks of at most
+    :obj:`chunk_size` rows that share its column indices and values."""
+    num_rows = adj_t.size(0)
+    crow, col, value = (adj_t.crow_indices(), adj_t.col_indices(),
+                        adj_t.values())
+    bounds = crow[::chunk_size].tolist() + [int(crow[-1])]
+    blocks: List[RowBlock] = []
+    for i, start in enumerate(range(0, num_rows, chunk_size)):
+        end = min(start + chunk_size, num_rows)
+        lo, hi = bounds[i], bounds[i + 1]
+        blocks.append((start, end, torch.sparse_csr_tensor(
+            crow[start:end + 1] - lo, col[lo:hi], value[lo:hi],
+            size=(end - start, adj_t.size(1))), None))
+    return blocks
