@@ -216,11 +216,15 @@ def new_node_rows(rule: str, ptr: Tensor, col: Tensor, table: Tensor,
     if rule == 'zero' or num == 0:
         return table.new_zeros(num, table.size(1))
     count = (ptr[1:] - ptr[:-1]).to(table.dtype)
+    # Only the neighbours' rows are read (one per entry); a CSR over them
+    # sums each node's rows in entry order, whatever the other nodes are.
+    rows = table[col]
+    if rule == 'neighbour-mean':
+        rows = F.normalize(rows, dim=-1)
+    out = _spmm(ptr, torch.arange(col.numel(), device=col.device),
+                table.new_ones(col.numel()), rows)
     if rule == 'mean':
-        out = _spmm(ptr, col, table.new_ones(col.numel()), table)
         return out / count.clamp_min(1).unsqueeze(-1)
-    unit = F.normalize(table, dim=-1)
-    out = _spmm(ptr, col, table.new_ones(col.numel()), unit)
     return F.normalize(out, dim=-1) * scale
 
 
@@ -674,12 +678,11 @@ class LightGODEFoldIn:
             raise NotImplementedError(
                 "history_rows needs the one-step 'euler' method (an accurate "
                 "solver changes every row; fold the user in with add())")
-        degree = self._di.view.clone()
-        own = count.to(degree.dtype)
+        own = count.to(self.item_e0.dtype)
         # Each user sees its items' degrees with itself added (histories
         # are folded in one at a time, not together).
         value = torch.repeat_interleave(inv_sqrt_degree(own), count,
                                         output_size=col.numel()) * \
-            inv_sqrt_degree(degree[col] + 1)
+            inv_sqrt_degree(self._di.view[col] + 1)
         agg = _spmm(ptr, col, value, self.item_e0)
         return _euler(e0, agg, self.t)
