@@ -87,8 +87,9 @@ def test_metrics(model, split, t):
     import torch
 
     from pyg_lightgode.metrics import evaluate_ranking
-    with torch.no_grad():
-        users, items = model.get_embedding(split.train_index, t=t)
+    with torch.no_grad():  # Propagate over the training graph, split.
+        out = model.get_embedding(split.adj_t(), t=t)
+    users, items = out[:split.num_users], out[split.num_users:]
     return evaluate_ranking(users, items, split.test_index,
                             exclude=split.known_interactions('test'),
                             ks=(20, ), metrics=('recall', 'ndcg'))

@@ -67,8 +67,8 @@ def run_generator_misuse():
 
     try:
         train_on_pairs(model, split, loss_fn,
-                       lambda: model.get_embedding(split.train_index), 1,
-                       BATCH, 0.01, patience=None, progress=False)
+                       lambda: model.user_item_embeddings(split.train_index),
+                       1, BATCH, 0.01, patience=None, progress=False)
     except RuntimeError as error:
         return str(error)
     return ''

@@ -23,7 +23,6 @@ from pyg_lightgode.training.trainer import (
     seed_everything,
 )
 
-
 #: LightGODE settings chosen by measurement, per dataset (BENCHMARKS.md
 #: sections 2 and 8): :class:`LightGODE` arguments (:obj:`t`, :obj:`gamma`,
 #: :obj:`sparse`) and :func:`train_lightgode` arguments (:obj:`batch_size`,
@@ -182,12 +181,17 @@ def train_lightgode(model, split: BipartiteSplit, epochs: int = 300,
     """
     def loss_fn(users, items, _):
         gather = all_gather_rows if get_world_size() > 1 else None
-        return model.loss(users, items, gather=gather)
+        return model.recommendation_loss(users, items, gather=gather)
 
-    return train_on_pairs(
-        model, split, loss_fn,
-        lambda: model.get_embedding(split.train_index), epochs, batch_size,
-        lr, **kwargs)
+    U = split.num_users
+    adj_t = split.adj_t().to(next(model.parameters()).device)
+
+    def embed():
+        emb = model.get_embedding(adj_t)
+        return emb[:U], emb[U:]
+
+    return train_on_pairs(model, split, loss_fn, embed, epochs, batch_size,
+                          lr, **kwargs)
 
 
 def train_bpr(model: LightGCN, split: BipartiteSplit, epochs: int = 1000,
@@ -250,24 +254,25 @@ def sweep_propagation(model, split: BipartiteSplit, times=None,
                                  num_items=split.num_items, ks=ks,
                                  metrics=('recall', 'ndcg'),
                                  batch_size=batch_size)
+    U = split.num_users
+    adj_t = split.adj_t().to(next(model.parameters()).device)
     rows = []
     with torch.no_grad():
         e0 = model.embedding()
         if times is not None:
             times = torch.as_tensor(times, dtype=e0.dtype).flatten()
-            users, items = model.get_embedding(split.train_index, t=times)
-            disc = embedding_discrepancy(e0, torch.cat([users, items], 1))
+            out = model.get_embedding(adj_t, t=times)
+            disc = embedding_discrepancy(e0, out)
             for j, t in enumerate(times.tolist()):
                 rows.append({'propagation': f'ode ({model.conv.method})',
                              't': t, 'discrepancy': float(disc[j]),
-                             **evaluator(users[j], items[j])})
+                             **evaluator(out[j, :U], out[j, U:])})
         if num_layers:
-            users, items = model.get_layer_embedding(split.train_index,
-                                                     num_layers)
-            disc = embedding_discrepancy(e0, torch.cat([users, items], 1))
+            out = model.get_layer_embedding(adj_t, num_layers)
+            disc = embedding_discrepancy(e0, out)
             for layer in range(num_layers + 1):
                 rows.append({'propagation': 'lightgcn layer mean',
                              'layers': layer, 'discrepancy': float(
                                  disc[layer]),
-                             **evaluator(users[layer], items[layer])})
+                             **evaluator(out[layer, :U], out[layer, U:])})
     return rows
