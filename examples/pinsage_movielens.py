@@ -11,10 +11,10 @@ scaled MRR of the paper.
         --raw-dir ../shared/data/ml-1m
 
 --raw-dir points at already-downloaded files; without it, files missing
-from <root>/<dataset>/raw are downloaded. Ablations: --aggr mean,
---aggr max, --no-hard-negatives, --input features (features only: the
-genres do not identify a movie, and accuracy drops below popularity) or
---input ids.
+from <root>/<dataset>/raw are downloaded. Ablations: --pooling mean,
+--pooling max (--aggr is an alias), --no-hard-negatives, --input features
+(features only: the genres do not identify a movie, and accuracy drops
+below popularity) or --input ids.
 """
 import json
 import sys
@@ -36,8 +36,9 @@ def parse_args(defaults, doc=__doc__, argv=None):
         help='item features, learnable ID embeddings, or their sum')
     add('--dim', type=int, default=64, help='hidden and output dimension')
     add('--layers', type=int, default=2, help='PinSAGEConv layers')
-    add('--aggr', default='importance', choices=('importance', 'mean', 'max'),
-        help='neighbourhood aggregation of PinSAGEConv')
+    add('--pooling', '--aggr', default='importance',
+        choices=('importance', 'mean', 'max'),
+        help='neighbourhood pooling of PinSAGEConv')
     add('--raw-scores', action='store_true',
         help='do not l2-normalise the output embeddings (paper head)')
     add('--neighbors', type=int, default=defaults['neighbors'],
@@ -92,7 +93,7 @@ def build_model(args, split):
     return PinSage(num_nodes=split.num_items if use_ids else None,
                    in_channels=split.item_x.size(1) if use_features else None,
                    hidden_channels=args.dim, out_channels=args.dim,
-                   num_layers=args.layers, aggr=args.aggr,
+                   num_layers=args.layers, pooling=args.pooling,
                    normalize_output=not args.raw_scores)
 
 

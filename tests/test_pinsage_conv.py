@@ -25,8 +25,8 @@ EXPECTED = {
 }
 
 
-def hand_conv(aggr, normalize=True):
-    conv = PinSAGEConv(2, 2, aggr=aggr, normalize=normalize)
+def hand_conv(pooling, normalize=True):
+    conv = PinSAGEConv(2, 2, pooling=pooling, normalize=normalize)
     with torch.no_grad():
         conv.lin_neighbor.weight.copy_(torch.eye(2))
         conv.lin_neighbor.bias.copy_(torch.tensor([0., -0.5]))
@@ -58,12 +58,12 @@ def reference(conv, x_src, x_dst, neighbors):
     return torch.stack(out)
 
 
-@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
-def test_hand_values(aggr):
-    expected = torch.tensor(EXPECTED[aggr])
-    out = hand_conv(aggr, normalize=False)(X, EDGE_INDEX, EDGE_WEIGHT)
+@pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])
+def test_hand_values(pooling):
+    expected = torch.tensor(EXPECTED[pooling])
+    out = hand_conv(pooling, normalize=False)(X, EDGE_INDEX, EDGE_WEIGHT)
     assert torch.allclose(out, expected)
-    out = hand_conv(aggr)(X, EDGE_INDEX, EDGE_WEIGHT)
+    out = hand_conv(pooling)(X, EDGE_INDEX, EDGE_WEIGHT)
     assert torch.allclose(out, expected / expected.norm(dim=-1, keepdim=True))
 
 
@@ -77,10 +77,10 @@ def test_importance_weights_scale_invariant_and_default_is_mean():
                           hand_conv('mean')(X, EDGE_INDEX, EDGE_WEIGHT))
 
 
-@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
-def test_random_weights_against_reference(aggr):
+@pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])
+def test_random_weights_against_reference(pooling):
     torch.manual_seed(1)
-    conv = PinSAGEConv(2, 3, hidden_channels=5, aggr=aggr)
+    conv = PinSAGEConv(2, 3, hidden_channels=5, pooling=pooling)
     out = conv(X, EDGE_INDEX, EDGE_WEIGHT)
     assert out.shape == (4, 3)
     assert torch.allclose(out, reference(conv, X, X, NEIGHBORS), atol=1e-6)
@@ -100,10 +100,10 @@ def sparse_forms(edge_index, edge_weight, num_src, num_dst):
 
 
 @pytest.mark.filterwarnings('ignore::UserWarning')
-@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
-def test_sparse_inputs_equal_edge_index(aggr):
+@pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])
+def test_sparse_inputs_equal_edge_index(pooling):
     torch.manual_seed(2)
-    conv = PinSAGEConv(2, 3, aggr=aggr)
+    conv = PinSAGEConv(2, 3, pooling=pooling)
     x = X.clone().requires_grad_()
     out = conv(x, EDGE_INDEX, EDGE_WEIGHT)
     grad, = torch.autograd.grad(out.square().sum(), x)
@@ -183,7 +183,7 @@ def test_dropout_and_reset_parameters():
     conv.reset_parameters()
     assert not torch.equal(before, conv.lin_update.weight)
     assert repr(plain) == ("PinSAGEConv((2, 2), 3, hidden_channels=3, "
-                           "aggr='importance', normalize=True)")
+                           "pooling='importance', normalize=True)")
 
 
 def test_output_is_unit_norm():
@@ -194,8 +194,10 @@ def test_output_is_unit_norm():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="'aggr'"):
-        PinSAGEConv(2, 2, aggr='sum')
+    with pytest.raises(ValueError, match="'pooling'"):
+        PinSAGEConv(2, 2, pooling='sum')
+    with pytest.raises(ValueError, match="sets 'aggr' from 'pooling'"):
+        PinSAGEConv(2, 2, aggr='mean')
     with pytest.raises(ValueError, match='in_channels'):
         PinSAGEConv(-1, 2)
     conv = PinSAGEConv(2, 2)
@@ -223,15 +225,15 @@ def test_errors():
         conv([X, X, X], EDGE_INDEX)
 
 
-@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
-def test_assert_module(aggr):
+@pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])
+def test_assert_module(pooling):
     r"""PyG's layer contract on a homogeneous graph and on a bipartite
     (source, target) pair: output shape, invariance to the order of the
     edges (with and without importance weights) and the same output for
     every sparse layout PyG tests (CSC, COO and, when installed,
     torch_sparse's SparseTensor; these carry no weights)."""
     torch.manual_seed(5)
-    conv = PinSAGEConv(2, 3, hidden_channels=4, aggr=aggr)
+    conv = PinSAGEConv(2, 3, hidden_channels=4, pooling=pooling)
     out = assert_module(conv, X, EDGE_INDEX, expected_size=(4, 3),
                         atol=1e-6)
     assert torch.allclose(out, conv(X, EDGE_INDEX), atol=1e-6)
@@ -240,6 +242,6 @@ def test_assert_module(aggr):
 
     x_src, x_dst = torch.randn(5, 3), torch.randn(2, 4)
     edge_index = torch.tensor([[0, 4, 2, 3, 1], [0, 0, 1, 1, 1]])
-    conv = PinSAGEConv((3, 4), 6, aggr=aggr)
+    conv = PinSAGEConv((3, 4), 6, pooling=pooling)
     assert_module(conv, (x_src, x_dst), edge_index, expected_size=(2, 6),
                   atol=1e-6)

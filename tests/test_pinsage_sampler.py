@@ -98,8 +98,7 @@ def test_neighbours_are_reachable_and_top_k():
     index, U, I = random_interactions()
     sampler = ImportanceNeighborhood(index, U, I, num_walks=10,
                                      num_traversals=2, top_k=3)
-    edge_index, weight = sampler.all_neighborhoods(chunk_size=7,
-                                                   generator=gen())
+    edge_index, weight = sampler.all_neighborhoods(generator=gen())
     reach = reachable(index, U, I, 2)
     assert reach[edge_index[1], edge_index[0]].all()
     per_seed = torch.bincount(edge_index[1], minlength=I)
@@ -170,8 +169,6 @@ def test_importance_bad_input():
         sampler(torch.tensor([I]))
     with pytest.raises(ValueError, match='top_k'):
         sampler(torch.tensor([0]), top_k=-1)
-    with pytest.raises(ValueError, match='chunk_size'):
-        sampler.all_neighborhoods(chunk_size=0)
 
 
 # Hard negatives #############################################################

@@ -9,7 +9,7 @@ from pyg_lightgode.metrics.item_to_item import (
     item_to_item_pairs,
     item_to_item_ranks,
 )
-from pyg_lightgode.nn.models.pinsage import PinSage, sampled_blocks
+from pyg_lightgode.nn.models.pinsage import PinSage
 from pyg_lightgode.sampler import (
     HardNegativeSampler,
     PinSageNodeLoader,
@@ -20,13 +20,13 @@ from pyg_lightgode.training.pinsage import (
     PinSageTraining,
     catalogue_neighborhood,
     hard_negative_curriculum,
+    max_margin_loss,
     pinsage_embeddings,
     train_pinsage,
+    user_embedding,
     user_item_importance,
+    warmup_exponential_lr,
 )
-
-
-
 
 NUM_CLUSTERS, USERS_PER, ITEMS_PER, ITEMS_PER_USER = 4, 12, 10, 7
 
@@ -225,8 +225,8 @@ def test_user_item_importance_prefers_central_items():
 # Minibatch path == layer-wise inference on the loader's neighbourhoods #######
 
 
-@pytest.mark.parametrize('aggr', ['importance', 'mean', 'max'])
-def test_loader_batch_matches_layerwise_inference(aggr):
+@pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])
+def test_loader_batch_matches_layerwise_inference(pooling):
     split = clustered_split(with_features=True)
     I = split.num_items
     sampler = PinSageSampler(split.train_index, split.num_users, I,
@@ -235,20 +235,24 @@ def test_loader_batch_matches_layerwise_inference(aggr):
                                batch_size=7, shuffle=True)
     torch.manual_seed(0)
     model = PinSage(num_nodes=I, in_channels=3, hidden_channels=8,
-                    out_channels=5, num_layers=2, aggr=aggr).eval()
+                    out_channels=5, num_layers=2, pooling=pooling).eval()
     for batch in loader:
-        blocks = sampled_blocks(batch.edge_index, batch.edge_weight,
-                                batch.num_sampled_nodes,
-                                batch.num_sampled_edges)
-        out = model(blocks, x=batch.x, n_id=batch.n_id)
+        # The loader's batch goes into forward as PyG's BasicGNN takes it.
+        out = model(batch.x, batch.edge_index, batch.edge_weight,
+                    n_id=batch.n_id,
+                    num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                    num_sampled_edges_per_hop=batch.num_sampled_edges)
         seeds = batch.n_id[:batch.batch_size]
         assert out.shape == (batch.batch_size, 5)
         # The same neighbourhoods in global ids, every node's computed
         # layer by layer over the whole catalogue.
         full = model.inference(batch.n_id[batch.edge_index],
-                               batch.edge_weight, x=split.item_x,
-                               chunk_size=11)
+                               batch.edge_weight, x=split.item_x)
         assert torch.allclose(out, full[seeds], atol=1e-6)
+        chunked = model.inference(batch.n_id[batch.edge_index],
+                                  batch.edge_weight, x=split.item_x,
+                                  chunk_size=11)
+        assert torch.allclose(chunked, full, atol=1e-6)
         # Dropping the second hop changes the seeds' embeddings: the test
         # sees both layers.
         cut = batch.num_sampled_edges[0]
@@ -257,18 +261,125 @@ def test_loader_batch_matches_layerwise_inference(aggr):
         assert not torch.allclose(out, partial[seeds], atol=1e-4)
 
 
-def test_sampled_blocks_layout_and_errors():
-    edge_index = torch.tensor([[1, 2, 3, 0, 4], [0, 0, 1, 2, 2]])
-    weight = torch.arange(5.) + 1
-    blocks = sampled_blocks(edge_index, weight, [1, 2, 2], [2, 3])
-    assert [b[2] for b in blocks] == [3, 1]
-    assert blocks[0][0].size(1) == 5 and blocks[1][0].tolist() == [[1, 2],
-                                                                   [0, 0]]
-    assert blocks[1][1].tolist() == [1., 2.]
-    with pytest.raises(ValueError, match='one entry more'):
-        sampled_blocks(edge_index, weight, [1, 2], [2, 3])
-    with pytest.raises(ValueError, match='sums to'):
-        sampled_blocks(edge_index, weight, [1, 2, 2], [2, 2])
+# Loss, learning-rate schedule, user read-out #################################
+
+
+def test_max_margin_loss_against_direct_computation():
+    torch.manual_seed(2)
+    q, p = torch.randn(3, 4), torch.randn(3, 4)
+    shared, hard = torch.randn(5, 4), torch.randn(3, 2, 4)
+    terms_shared = [max(0., float(q[b] @ shared[n] - q[b] @ p[b] + 0.5))
+                    for b in range(3) for n in range(5)]
+    terms_hard = [max(0., float(q[b] @ hard[b, h] - q[b] @ p[b] + 0.5))
+                  for b in range(3) for h in range(2)]
+
+    def mean(terms):
+        return torch.tensor(sum(terms) / len(terms))
+
+    assert torch.allclose(max_margin_loss(q, p, shared, margin=0.5),
+                          mean(terms_shared))
+    assert torch.allclose(max_margin_loss(q, p, hard, margin=0.5),
+                          mean(terms_hard))
+    assert torch.allclose(
+        max_margin_loss(q, p, shared, hard_neg_emb=hard, margin=0.5),
+        mean(terms_shared + terms_hard))
+    # The hinge is zero once positives beat negatives by the margin.
+    assert max_margin_loss(q, 100 * q, -q[:, None], margin=1.0) == 0
+
+
+def test_max_margin_loss_errors():
+    q = torch.randn(3, 4)
+    with pytest.raises(ValueError, match="'pos_emb'"):
+        max_margin_loss(q, torch.randn(2, 4), torch.randn(5, 4))
+    with pytest.raises(ValueError, match='neg_emb'):
+        max_margin_loss(q, q)
+    with pytest.raises(ValueError, match=r"'neg_emb' must have shape"):
+        max_margin_loss(q, q, torch.randn(5, 3))
+    with pytest.raises(ValueError, match="'hard_neg_emb' must have shape"):
+        max_margin_loss(q, q, hard_neg_emb=torch.randn(2, 2, 4))
+    with pytest.raises(ValueError, match='NaN'):
+        max_margin_loss(q, q, torch.full((5, 4), float('nan')))
+
+
+def test_warmup_exponential_lr_values():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    scheduler = warmup_exponential_lr(optimizer, warmup_steps=4, gamma=0.5)
+    lrs = []
+    for _ in range(7):
+        lrs.append(optimizer.param_groups[0]['lr'])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx([0.025, 0.05, 0.075, 0.1, 0.1, 0.05, 0.025])
+    optimizer = torch.optim.SGD([param], lr=1.0)
+    scheduler = warmup_exponential_lr(optimizer, warmup_steps=0, gamma=0.9)
+    assert optimizer.param_groups[0]['lr'] == pytest.approx(1.0)
+    optimizer.step()
+    scheduler.step()
+    assert optimizer.param_groups[0]['lr'] == pytest.approx(0.9)
+    with pytest.raises(ValueError, match='gamma'):
+        warmup_exponential_lr(optimizer, 2, gamma=0.0)
+    with pytest.raises(ValueError, match='warmup_steps'):
+        warmup_exponential_lr(optimizer, -1, gamma=0.5)
+
+
+def test_user_embedding_against_per_user_mean():
+    torch.manual_seed(3)
+    item_emb = torch.randn(5, 3)
+    index = torch.tensor([[0, 0, 2, 2, 2, 1], [1, 3, 0, 2, 4, 4]])
+    weight = torch.tensor([1., 3., 2., 0., 2., 5.])
+    out = user_embedding(item_emb, index, weight, num_users=4)
+    expected = torch.stack([
+        (1 * item_emb[1] + 3 * item_emb[3]) / 4,
+        item_emb[4],
+        (2 * item_emb[0] + 0 * item_emb[2] + 2 * item_emb[4]) / 4,
+        torch.zeros(3),  # user 3 has no items
+    ])
+    assert torch.allclose(out, expected, atol=1e-6)
+    plain = user_embedding(item_emb, index)
+    assert plain.shape == (3, 3)
+    assert torch.allclose(plain[2], item_emb[[0, 2, 4]].mean(0), atol=1e-6)
+    with pytest.raises(ValueError, match='item ids'):
+        user_embedding(item_emb, torch.tensor([[0], [5]]))
+    with pytest.raises(ValueError, match='negative'):
+        user_embedding(item_emb, index, -weight)
+    with pytest.raises(ValueError, match='NaN'):
+        user_embedding(torch.full((5, 3), float('nan')), index)
+
+
+def test_max_margin_training_on_fixed_neighborhoods():
+    from pyg_lightgode.sampler import hop_subgraph
+
+    torch.manual_seed(4)
+    # Two clusters of 10 items; neighbourhoods and positives stay within a
+    # cluster, negatives come from the other cluster.
+    num_items, gen = 20, torch.Generator().manual_seed(4)
+    dst = torch.arange(num_items).repeat_interleave(3)
+    src = (dst // 10) * 10 + torch.randint(0, 10, dst.shape, generator=gen)
+    weight = torch.randint(1, 4, dst.shape, generator=gen).float()
+    query = torch.tensor([0, 1, 2, 10, 11, 12])
+    pos = torch.tensor([3, 4, 5, 13, 14, 15])
+    neg = torch.tensor([16, 17, 18, 6, 7, 8])
+    out = hop_subgraph(torch.stack([src, dst]), weight,
+                       torch.cat([query, pos, neg]), 2, num_items)
+
+    model = PinSage(num_nodes=num_items, hidden_channels=16, out_channels=16)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    scheduler = warmup_exponential_lr(optimizer, warmup_steps=2, gamma=0.99)
+    losses = []
+    for _ in range(12):
+        z = model(None, torch.stack([out.row, out.col]), out.metadata[-1],
+                  n_id=out.node,
+                  num_sampled_nodes_per_hop=out.num_sampled_nodes,
+                  num_sampled_edges_per_hop=out.num_sampled_edges)
+        z_q, z_p, z_n = z.split(6)
+        loss = max_margin_loss(z_q, z_p, z_n[:, None])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.5 * losses[0]
 
 
 def test_catalogue_neighborhood_is_fixed():

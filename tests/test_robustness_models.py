@@ -23,13 +23,14 @@ from helpers import clustered_split
 from pyg_lightgode.nn.conv import LightGODEConv
 from pyg_lightgode.nn.conv.pinsage_conv import PinSAGEConv
 from pyg_lightgode.nn.models import LightGODE
-from pyg_lightgode.nn.models.pinsage import (
-    PinSage,
-    max_margin_loss,
-    neighborhood_blocks,
-)
+from pyg_lightgode.nn.models.pinsage import PinSage
 from pyg_lightgode.nn.ode import ODESolverError
-from pyg_lightgode.training import PinSageTraining, train_pinsage
+from pyg_lightgode.sampler import hop_subgraph
+from pyg_lightgode.training import (
+    PinSageTraining,
+    max_margin_loss,
+    train_pinsage,
+)
 from pyg_lightgode.validation import (
     check_all_finite,
     check_finite,
@@ -235,13 +236,14 @@ def test_pinsage_inference_refuses_nan_features_always():
 
 def test_pinsage_forward_checks_nan_features_in_debug_mode():
     model = _pinsage()
-    n_id, blocks = neighborhood_blocks(EDGE_INDEX, None, torch.tensor([0]),
-                                       2, 4)
-    x = _features(nan=True)[n_id]
-    model(blocks, x=x)  # The training path reads no values normally.
+    out = hop_subgraph(EDGE_INDEX, None, torch.tensor([0]), 2, 4)
+    x = _features(nan=True)[out.node]
+    batch = (torch.stack([out.row, out.col]), out.metadata[-1], None,
+             out.num_sampled_nodes, out.num_sampled_edges)
+    model(x, *batch)  # The training path reads no values normally.
     with torch_geometric.debug(), pytest.raises(ValueError,
                                                 match="'x' holds 1 NaN"):
-        model(blocks, x=x)
+        model(x, *batch)
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.float64])

@@ -1,36 +1,40 @@
 r"""Random-walk samplers for PinSage: vectorised walks, importance
 neighbourhoods, PPR hard negatives and a PyG :class:`BaseSampler`."""
-from .random_walk import (
-    to_csr,
-    bipartite_csr,
-    metapath_random_walk,
-    random_walk,
-    bipartite_random_walk,
-    sample_item_pairs,
-    walk_lengths,
+from .hard_negatives import (
+    HardNegativeSampler,
+    hard_negatives,
+    personalized_pagerank,
+    resolve_rank_range,
 )
 from .importance import (
     ImportanceNeighborhood,
     importance_neighbors,
-    topk_visits,
     l1_normalize,
-)
-from .hard_negatives import (
-    HardNegativeSampler,
-    personalized_pagerank,
-    hard_negatives,
-    resolve_rank_range,
+    top_visits,
+    topk_visits,
 )
 from .pinsage_sampler import (
-    PinSageSampler,
-    PinSageNodeLoader,
     PinSageLinkLoader,
+    PinSageNodeLoader,
+    PinSageSampler,
+    hop_subgraph,
     item_data,
+)
+from .random_walk import (
+    bipartite_csr,
+    bipartite_random_walk,
+    metapath_random_walk,
+    prepare_hops,
+    random_walk,
+    sample_item_pairs,
+    to_csr,
+    walk_lengths,
 )
 
 __all__ = [
     'to_csr',
     'bipartite_csr',
+    'prepare_hops',
     'metapath_random_walk',
     'random_walk',
     'bipartite_random_walk',
@@ -38,6 +42,7 @@ __all__ = [
     'walk_lengths',
     'ImportanceNeighborhood',
     'importance_neighbors',
+    'top_visits',
     'topk_visits',
     'l1_normalize',
     'HardNegativeSampler',
@@ -47,5 +52,6 @@ __all__ = [
     'PinSageSampler',
     'PinSageNodeLoader',
     'PinSageLinkLoader',
+    'hop_subgraph',
     'item_data',
 ]

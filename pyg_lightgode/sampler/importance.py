@@ -10,18 +10,22 @@ L1-normalised per seed with :obj:`normalize=True`). Edges are grouped by seed
 in the order of the seeds and, within a seed, sorted by decreasing weight
 (ties: larger node id first, as DGL).
 """
-from typing import Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
 from pyg_lightgode.sampler.random_walk import (
+    BLOCK_SIZE,
     CSR,
+    WalkHop,
     bipartite_csr,
+    cat_blocks,
     check_walk_args,
-    metapath_random_walk,
+    prepare_hops,
     to_csr,
+    walk_steps,
 )
 
 
@@ -62,6 +66,50 @@ def topk_visits(seed_pos: Tensor, visited: Tensor, num_seeds: int,
     return tuple(t.masked_select(keep) for t in (seed_pos, node, count))
 
 
+def top_visits(visits: Tensor, num_nodes: int, top_k: int,
+               seeds: Optional[Tensor] = None
+               ) -> Tuple[Tensor, Tensor, Tensor]:
+    r"""The :obj:`top_k` most visited nodes of every row of :obj:`visits`
+    :obj:`[S, M]` (shifted ids: node :obj:`v` as :obj:`v + 1`, :obj:`0`
+    for no visit), ties broken by the larger node id. Visits of a row to
+    its seed are dropped first if the shifted :obj:`seeds` :obj:`[S]` are
+    given.
+
+    Dense and of fixed size per row: the rows are sorted, every run of
+    equal ids counted, and :func:`torch.topk` takes the :obj:`top_k`
+    largest keys :obj:`count * (num_nodes + 2) + id` per row, which orders
+    by count, then id; no global sort, no data read back to Python.
+
+    Returns:
+        :obj:`(row, node, count)`, grouped by increasing row, decreasing
+        count within a row.
+    """
+    num_rows, width = visits.shape
+    if seeds is not None:
+        visits = visits.masked_fill(visits == seeds.view(-1, 1), 0)
+    visits = visits.sort(dim=1).values
+    if width == 0:
+        empty = visits.new_empty(0, dtype=torch.long)
+        return empty, empty, empty
+    last = torch.ones_like(visits, dtype=torch.bool)  # last of its run
+    last[:, :-1] = visits[:, 1:] != visits[:, :-1]
+    first = torch.ones_like(last)
+    first[:, 1:] = last[:, :-1]
+    col = torch.arange(width, dtype=visits.dtype).expand(num_rows, width)
+    # Position of the end of the run of every entry: a reversed cummin.
+    end = torch.where(last, col, width).flip(1).cummin(1).values.flip(1)
+    count = (end - col + 1).long()
+    key = torch.where(first & (visits > 0),
+                      count * (num_nodes + 2) + visits, -1)
+    key = key.topk(min(int(top_k), width), dim=1).values
+    keep = key > 0
+    row = torch.arange(num_rows).view(-1, 1).expand_as(key).masked_select(
+        keep)
+    key = key.masked_select(keep)
+    return (row, key.remainder(num_nodes + 2) - 1,
+            key.div(num_nodes + 2, rounding_mode='floor'))
+
+
 def importance_neighbors(visits: Tensor, seeds: Tensor, num_nodes: int,
                          top_k: int, exclude_seed: bool = False,
                          normalize: bool = False) -> Tuple[Tensor, Tensor]:
@@ -84,26 +132,14 @@ def importance_neighbors(visits: Tensor, seeds: Tensor, num_nodes: int,
     if visits.dim() != 2 or visits.size(0) != seeds.numel():
         raise ValueError(f"'visits' must have shape [len(seeds)="
                          f"{seeds.numel()}, M] (got {list(visits.shape)})")
-    seed_pos, node, weight = _ranked(visits, seeds, num_nodes, top_k,
-                                     exclude_seed, normalize)
-    return torch.stack([node, seeds.index_select(0, seed_pos)]), weight
-
-
-def _ranked(visits: Tensor, seeds: Tensor, num_nodes: int, top_k: int,
-            exclude_seed: bool, normalize: bool) -> Tuple[Tensor, Tensor,
-                                                          Tensor]:
-    num_seeds = seeds.numel()
-    seed_pos = torch.arange(num_seeds).repeat_interleave(visits.size(1))
-    visits = visits.reshape(-1)
-    if exclude_seed:
-        visits = visits.masked_fill(visits == seeds.index_select(0, seed_pos),
-                                    -1)
-    seed_pos, node, count = topk_visits(seed_pos, visits, num_seeds,
-                                        num_nodes, top_k)
+    seeds = seeds.long().view(-1)
+    seed_pos, node, count = top_visits(
+        visits.long() + 1, num_nodes, top_k,
+        seeds + 1 if exclude_seed else None)
     weight = count.to(torch.float)
     if normalize:
-        weight = l1_normalize(weight, seed_pos, num_seeds)
-    return seed_pos, node, weight
+        weight = l1_normalize(weight, seed_pos, seeds.numel())
+    return torch.stack([node, seeds.index_select(0, seed_pos)]), weight
 
 
 def check_top_k(top_k: int) -> None:
@@ -200,7 +236,7 @@ class ImportanceNeighborhood:
         check_walk_args(torch.empty(0, dtype=torch.long), num_nodes,
                         num_traversals, restart_prob, num_walks)
         check_top_k(top_k)
-        self.hops = list(hops)
+        self.hops: List[WalkHop] = prepare_hops(hops)
         self.num_nodes = int(num_nodes)
         self.num_walks = int(num_walks)
         self.num_traversals = int(num_traversals)
@@ -209,18 +245,74 @@ class ImportanceNeighborhood:
         self.exclude_seed = bool(exclude_seed)
         self.normalize = bool(normalize)
 
+    def _walk_blocks(self, seeds: Tensor,
+                     generator: Optional[torch.Generator]
+                     ) -> Iterator[Tuple[int, Tensor, Tensor]]:
+        r"""Walks from :obj:`seeds` in blocks of at most :data:`BLOCK_SIZE`
+        visits and yields :obj:`(offset, block, visits)` per block: the
+        shifted seeds :obj:`block` (id :obj:`+ 1`) from position
+        :obj:`offset` on, and :obj:`visits` :obj:`[S, num_walks *
+        num_traversals]`, the shifted nodes reached at the end of the
+        traversals of their walks (walk :obj:`w`, traversal :obj:`t` in
+        column :obj:`w * num_traversals + t`; :obj:`0` for none)."""
+        step, walks = len(self.hops), self.num_walks
+        width = walks * self.num_traversals
+        per_block = max(1, BLOCK_SIZE // max(width, 1))
+        dtype = self.hops[0].col.dtype
+        for offset in range(0, seeds.numel(), per_block):
+            block = seeds[offset:offset + per_block].to(dtype).add_(1)
+            cur = block.repeat_interleave(walks)
+            ends = [
+                cur for position, cur in walk_steps(
+                    self.hops, cur, self.num_traversals, self.restart_prob,
+                    generator) if position % step == 0
+            ]
+            visits = torch.stack(ends, dim=1) if ends else cur.new_empty(
+                cur.numel(), 0)
+            yield offset, block, visits.view(block.numel(), width)
+
+    def blocks(self, seeds: Tensor, top_k: Optional[int] = None,
+               generator: Optional[torch.Generator] = None,
+               normalize: Optional[bool] = None
+               ) -> Iterator[Tuple[int, int, Tensor, Tensor, Tensor]]:
+        r"""The neighbourhoods of :obj:`seeds` block by block (every seed's
+        whole neighbourhood in one block): yields :obj:`(offset, size, row,
+        neighbour, weight)` for the :obj:`size` seeds from position
+        :obj:`offset` on, :obj:`row` the target's position in the block,
+        edges grouped by row and ranked as :func:`top_visits`. Every
+        operation works on at most about :data:`BLOCK_SIZE` elements."""
+        seeds = check_walk_args(seeds, self.num_nodes, self.num_traversals,
+                                self.restart_prob, name='seeds')
+        return self._blocks(seeds, top_k, generator, normalize)
+
+    def _blocks(self, seeds: Tensor, top_k: Optional[int],
+                generator: Optional[torch.Generator],
+                normalize: Optional[bool]
+                ) -> Iterator[Tuple[int, int, Tensor, Tensor, Tensor]]:
+        top_k = self.top_k if top_k is None else top_k
+        check_top_k(top_k)
+        normalize = self.normalize if normalize is None else normalize
+        for offset, block, visits in self._walk_blocks(seeds, generator):
+            row, node, count = top_visits(
+                visits, self.num_nodes, top_k,
+                block if self.exclude_seed else None)
+            weight = count.to(torch.float)
+            if normalize:
+                weight = l1_normalize(weight, row, block.numel())
+            yield offset, block.numel(), row, node, weight
+
     def visits(self, seeds: Tensor,
                generator: Optional[torch.Generator] = None) -> Tensor:
         r"""The nodes reached at the end of every traversal of every walk,
-        :obj:`[S, num_walks * num_traversals]`, :obj:`-1` for none."""
+        :obj:`[S, num_walks * num_traversals]` (walk :obj:`w`, traversal
+        :obj:`t` in column :obj:`w * num_traversals + t`), :obj:`-1` for
+        none."""
         seeds = check_walk_args(seeds, self.num_nodes, self.num_traversals,
                                 self.restart_prob, name='seeds')
-        trace = metapath_random_walk(self.hops, seeds, self.num_traversals,
-                                     self.restart_prob, self.num_walks,
-                                     generator)
-        step = len(self.hops)
-        return trace[:, step::step].reshape(
-            seeds.numel(), self.num_walks * self.num_traversals)
+        width = self.num_walks * self.num_traversals
+        parts = [v.view(-1) for _, _, v in self._walk_blocks(seeds,
+                                                             generator)]
+        return cat_blocks(parts).view(seeds.numel(), width).sub_(1)
 
     def sample_positions(
         self, seeds: Tensor, top_k: Optional[int] = None,
@@ -230,40 +322,41 @@ class ImportanceNeighborhood:
         r"""Like :meth:`__call__` but returns :obj:`(seed_pos, neighbour,
         weight)` with :obj:`seed_pos` the position in :obj:`seeds` (so
         repeated seeds keep separate neighbourhoods)."""
-        top_k = self.top_k if top_k is None else top_k
-        check_top_k(top_k)
-        seeds = check_walk_args(seeds, self.num_nodes, self.num_traversals,
-                                self.restart_prob, name='seeds')
-        normalize = self.normalize if normalize is None else normalize
-        return _ranked(self.visits(seeds, generator), seeds, self.num_nodes,
-                       top_k, self.exclude_seed, normalize)
+        rows, nodes, weights = [], [], []
+        for offset, _, row, node, weight in self.blocks(
+                seeds, top_k, generator, normalize):
+            rows.append(row.add_(offset))
+            nodes.append(node)
+            weights.append(weight)
+        return (cat_blocks(rows), cat_blocks(nodes),
+                cat_blocks(weights, dtype=torch.float))
 
     def __call__(self, seeds: Tensor,
                  generator: Optional[torch.Generator] = None,
                  top_k: Optional[int] = None) -> Tuple[Tensor, Tensor]:
         r"""Importance neighbourhoods of :obj:`seeds` as
         :obj:`(edge_index, edge_weight)`, edges neighbour -> seed."""
-        seed_pos, node, weight = self.sample_positions(seeds, top_k,
-                                                       generator)
-        seeds = seeds.long().view(-1).index_select(0, seed_pos)
-        return torch.stack([node, seeds]), weight
+        targets, nodes, weights = [], [], []
+        seeds = check_walk_args(seeds, self.num_nodes, self.num_traversals,
+                                self.restart_prob, name='seeds')
+        for offset, _, row, node, weight in self._blocks(
+                seeds, top_k, generator, None):
+            targets.append(seeds[offset:].index_select(0, row))
+            nodes.append(node)
+            weights.append(weight)
+        num_edges = sum(node.numel() for node in nodes)
+        edge_index = torch.empty(2, num_edges, dtype=torch.long)
+        cat_blocks(nodes, out=edge_index[0])
+        cat_blocks(targets, out=edge_index[1])
+        return edge_index, cat_blocks(weights, dtype=torch.float)
 
-    def all_neighborhoods(self, chunk_size: int = 8192,
-                          generator: Optional[torch.Generator] = None,
+    def all_neighborhoods(self, generator: Optional[torch.Generator] = None,
                           top_k: Optional[int] = None
                           ) -> Tuple[Tensor, Tensor]:
         r"""The neighbourhoods of all nodes (e.g. every item of the
-        catalogue, for layer-wise inference, SPEC 2.5), sampled in chunks of
-        :obj:`chunk_size` seeds to bound memory."""
-        if int(chunk_size) != chunk_size or chunk_size <= 0:
-            raise ValueError(f"'chunk_size' must be a positive integer (got "
-                             f"{chunk_size})")
-        parts = [
-            self(chunk, generator, top_k)
-            for chunk in torch.arange(self.num_nodes).split(int(chunk_size))
-        ]
-        return (torch.cat([p[0] for p in parts], dim=1),
-                torch.cat([p[1] for p in parts]))
+        catalogue, for layer-wise inference), edges grouped by target in
+        increasing order."""
+        return self(torch.arange(self.num_nodes), generator, top_k)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_nodes={self.num_nodes}, '

@@ -46,7 +46,16 @@ has one); the two thin subclasses below add :obj:`edge_index` and
 :obj:`SamplerOutput.metadata`).
 """
 import math
-from typing import Any, Callable, List, Optional
+from typing import (
+    Any,
+    Callable,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+)
 
 import torch
 from torch import Tensor
@@ -66,6 +75,132 @@ from pyg_lightgode.sampler.importance import (
     check_top_k,
     l1_normalize,
 )
+from pyg_lightgode.sampler.random_walk import (
+    BLOCK_SIZE,
+    cat_blocks,
+    full_blocks,
+    to_csr,
+)
+from pyg_lightgode.validation import (
+    check_index_dtype,
+    check_index_range,
+    check_positive_int,
+)
+
+#: One block of neighbourhoods: :obj:`(offset, row, neighbour, weight)`,
+#: edges *neighbour -> target* for the targets :obj:`offset + row`.
+Block = Tuple[int, Tensor, Tensor, Tensor]
+
+
+def expand_hops(seeds: Tensor, hops: Sequence[Any],
+                neighbors: Callable[[Tensor, Any], Iterable[Block]],
+                num_nodes: int) -> SamplerOutput:
+    r"""Builds a hop-ordered computation graph top-down from :obj:`seeds`:
+    for every entry of :obj:`hops`, :obj:`neighbors(targets, hop)` gives
+    the neighbourhoods of the nodes first reached at the previous hop (the
+    seeds at first), and the neighbours not seen before become the next
+    targets, appended with consecutive local ids. Repeated seeds keep their
+    positions (and own neighbourhoods); neighbours map to the first
+    occurrence. Returns the :class:`SamplerOutput` described in the module
+    docstring, the weights as :obj:`metadata[-1]`. Every operation but the
+    final concatenations works on one block of :obj:`neighbors`."""
+    local = full_blocks(num_nodes, -1)
+    unique, inverse = seeds.unique(return_inverse=True)
+    first = torch.full_like(unique, seeds.numel()).scatter_reduce(
+        0, inverse, torch.arange(seeds.numel()), reduce='amin')
+    local.index_copy_(0, unique, first)
+
+    nodes, rows, cols, weights = [seeds], [], [], []
+    num_sampled_nodes, num_sampled_edges = [seeds.numel()], []
+    targets, offset = seeds, 0  # frontier: local ids offset + arange
+    num_seen = seeds.numel()
+    for hop in hops:
+        fresh_parts, num_edges = [], 0
+        for first, row, nbr, weight in neighbors(targets, hop):
+            fresh = nbr.masked_select(local.index_select(0, nbr) < 0).unique()
+            local.index_copy_(0, fresh, torch.arange(
+                num_seen, num_seen + fresh.numel()))
+            num_seen += fresh.numel()
+            rows.append(local.index_select(0, nbr))
+            cols.append(row + (offset + first))
+            weights.append(weight)
+            fresh_parts.append(fresh)
+            num_edges += nbr.numel()
+        offset += targets.numel()
+        targets = cat_blocks(fresh_parts)
+        nodes.append(targets)
+        num_sampled_nodes.append(targets.numel())
+        num_sampled_edges.append(num_edges)
+
+    return SamplerOutput(node=cat_blocks(nodes), row=cat_blocks(rows),
+                         col=cat_blocks(cols), edge=None,
+                         num_sampled_nodes=num_sampled_nodes,
+                         num_sampled_edges=num_sampled_edges,
+                         metadata=(cat_blocks(weights, dtype=torch.float), ))
+
+
+def hop_subgraph(edge_index: Tensor, edge_weight: Optional[Tensor],
+                 seeds: Tensor, num_hops: int,
+                 num_nodes: Optional[int] = None) -> SamplerOutput:
+    r"""The :obj:`num_hops`-hop computation graph of :obj:`seeds` in ONE
+    fixed neighbourhood graph over all nodes (e.g. the whole-catalogue
+    neighbourhood of inference), in the minibatch format of
+    :class:`PinSageSampler` (the module docstring): every node up to hop
+    :obj:`num_hops - 1` brings its whole neighbourhood.
+
+    Args:
+        edge_index (torch.Tensor): The neighbourhoods :obj:`[2, E]`, row 0 the
+            neighbour, row 1 the target (global ids).
+        edge_weight (torch.Tensor, optional): Importance weights :obj:`[E]`
+            (:obj:`None`: ones).
+        seeds (torch.Tensor): Global ids of the minibatch nodes.
+        num_hops (int): Number of hops (= layers) :math:`K`.
+        num_nodes (int, optional): Number of nodes of the graph.
+            (default: largest id + 1)
+    """
+    num_hops = check_positive_int(num_hops, 'num_hops')
+    if num_nodes is None:
+        num_nodes = max(int(edge_index.max()) + 1 if edge_index.numel() > 0
+                        else 0, int(seeds.max()) + 1 if seeds.numel() > 0
+                        else 0)
+    num_nodes = check_positive_int(num_nodes, 'num_nodes')
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
+            edge_index.size(0) != 2:
+        raise ValueError(f"'edge_index' must be a [2, E] tensor (neighbour "
+                         f"-> target), got "
+                         f"{getattr(edge_index, 'shape', type(edge_index))}")
+    edge_index = torch.stack([
+        check_index_range(check_index_dtype(edge_index[i], name).long(),
+                          num_nodes, name, 'node ids', 'num_nodes')
+        for i, name in enumerate(('edge_index[0]', 'edge_index[1]'))
+    ])
+    seeds = check_index_range(check_index_dtype(seeds, 'seeds').long().view(
+        -1), num_nodes, 'seeds', 'node ids', 'num_nodes')
+    if seeds.numel() == 0:
+        raise ValueError("'seeds' is empty")
+    if edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1))
+    elif edge_weight.dim() != 1 or edge_weight.numel() != edge_index.size(1):
+        raise ValueError(f"'edge_weight' must have shape "
+                         f"[{edge_index.size(1)}] (got "
+                         f"{list(edge_weight.shape)})")
+    ptr, col = to_csr(edge_index[1], torch.arange(edge_index.size(1)),
+                      num_nodes)
+    src, weight = edge_index[0].index_select(0, col), edge_weight.index_select(
+        0, col)
+
+    def neighbors(targets: Tensor, hop: Any) -> Iterator[Block]:
+        for offset in range(0, targets.numel(), BLOCK_SIZE):
+            block = targets[offset:offset + BLOCK_SIZE]
+            begin = ptr.index_select(0, block)
+            count = ptr.index_select(0, block + 1) - begin
+            row = torch.arange(block.numel()).repeat_interleave(count)
+            eid = begin.index_select(0, row) + torch.arange(row.numel()) - (
+                count.cumsum(0) - count).index_select(0, row)
+            yield (offset, row, src.index_select(0, eid),
+                   weight.index_select(0, eid))
+
+    return expand_hops(seeds, range(num_hops), neighbors, num_nodes)
 
 
 class PinSageSampler(BaseSampler):
@@ -183,49 +318,25 @@ class PinSageSampler(BaseSampler):
         The edge weights are the last entry of :obj:`out.metadata`."""
         seeds = self._check_ids(seeds, 'seeds')
         num_items = self.num_items
-        local = torch.full((num_items, ), -1, dtype=torch.long)
-        # Repeated seeds: neighbours map to the first occurrence.
-        unique, inverse = seeds.unique(return_inverse=True)
-        first = torch.full_like(unique, seeds.numel()).scatter_reduce(
-            0, inverse, torch.arange(seeds.numel()), reduce='amin')
-        local.index_copy_(0, unique, first)
         banned = None
         if label_pairs is not None and label_pairs.numel() > 0:
-            q, i = label_pairs[0], label_pairs[1]
+            q, i = label_pairs[0].long(), label_pairs[1].long()
             banned = torch.cat([q * num_items + i, i * num_items + q])
 
-        # index_select / masked_select rather than advanced indexing: the
-        # latter is far slower on a busy multi-threaded CPU.
-        nodes, rows, cols, weights = [seeds], [], [], []
-        num_sampled_nodes, num_sampled_edges = [seeds.numel()], []
-        targets, offset = seeds, 0  # frontier: local ids offset + arange
-        for top_k in self.num_neighbors:
-            pos, nbr, weight = self.neighborhood.sample_positions(
-                targets, top_k, generator, normalize=False)
-            if banned is not None:
-                key = nbr * num_items + targets.index_select(0, pos)
-                keep = ~torch.isin(key, banned)
-                pos, nbr, weight = (t.masked_select(keep)
-                                    for t in (pos, nbr, weight))
-            if self.normalize:
-                weight = l1_normalize(weight, pos, targets.numel())
-            new = nbr.masked_select(local.index_select(0, nbr) < 0).unique()
-            num_nodes = offset + targets.numel()
-            local.index_copy_(0, new,
-                              torch.arange(num_nodes, num_nodes + new.numel()))
-            rows.append(local.index_select(0, nbr))
-            cols.append(pos + offset)
-            weights.append(weight)
-            nodes.append(new)
-            num_sampled_nodes.append(new.numel())
-            num_sampled_edges.append(nbr.numel())
-            targets, offset = new, num_nodes
+        def neighbors(targets: Tensor, top_k: int) -> Iterator[Block]:
+            for offset, size, row, nbr, weight in self.neighborhood._blocks(
+                    targets, top_k, generator, normalize=False):
+                if banned is not None:
+                    key = nbr * num_items + targets[offset:].index_select(
+                        0, row)
+                    keep = ~torch.isin(key, banned)
+                    row, nbr, weight = (t.masked_select(keep)
+                                        for t in (row, nbr, weight))
+                if self.normalize:
+                    weight = l1_normalize(weight, row, size)
+                yield offset, row, nbr, weight
 
-        return SamplerOutput(node=torch.cat(nodes), row=torch.cat(rows),
-                             col=torch.cat(cols), edge=None,
-                             num_sampled_nodes=num_sampled_nodes,
-                             num_sampled_edges=num_sampled_edges,
-                             metadata=(torch.cat(weights), ))
+        return expand_hops(seeds, self.num_neighbors, neighbors, num_items)
 
     def _negatives(self, neg_sampling: NegativeSampling, num: int,
                    endpoint: str, generator: Optional[torch.Generator]

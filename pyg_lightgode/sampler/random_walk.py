@@ -1,8 +1,10 @@
 r"""Vectorised random walks in pure PyTorch over CSR adjacencies.
 
-All walkers advance together (one tensor operation per hop, a Python loop only
-over the steps); there is no loop over nodes. A neighbour is drawn uniformly
-as :obj:`col[rowptr[v] + floor(rand * deg(v))]`.
+Walkers advance together, a few tensor operations per hop on blocks of
+:data:`BLOCK_SIZE` walkers (a Python loop over the hops and the blocks
+only, never over nodes). A neighbour is drawn uniformly as
+:obj:`col[rowptr[v] + floor(rand * deg(v))]`, from tables built once per
+graph (:func:`prepare_hops`).
 
 A walk is a sequence of *traversals*. A traversal is a fixed sequence of
 hops, each through its own CSR adjacency (a "metapath"):
@@ -16,7 +18,15 @@ After every traversal but the last, a walker terminates with probability
 walker that reaches a node without neighbours (dead end, isolated node)
 stops. Positions after the end of a walk hold :obj:`-1`.
 """
-from typing import Optional, Sequence, Tuple
+from typing import (
+    Iterator,
+    List,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import torch
 from torch import Tensor
@@ -75,7 +85,7 @@ def check_walk_args(start: Tensor, num_nodes: int, num_traversals: int,
                          f"{start.dtype})")
     start = start.long().view(-1)
     if start.numel() > 0:
-        lo, hi = int(start.min()), int(start.max())
+        lo, hi = torch.stack(torch.aminmax(start)).tolist()
         if lo < 0 or hi >= num_nodes:
             raise ValueError(f"'{name}' holds node ids in [{lo}, {hi}], "
                              f"outside the valid range [0, {num_nodes - 1}]")
@@ -91,30 +101,122 @@ def check_walk_args(start: Tensor, num_nodes: int, num_traversals: int,
     return start
 
 
-def _step(rowptr: Tensor, col: Tensor, cur: Tensor, alive: Tensor,
-          generator: Optional[torch.Generator]) -> Tensor:
-    r"""Moves every alive walker to a uniform random neighbour; walkers on a
-    node without neighbours are marked dead in :obj:`alive` (in place)."""
-    # index_select / masked_select rather than advanced indexing: the latter
-    # is far slower on a busy multi-threaded CPU.
-    walkers = alive.nonzero().view(-1)
-    node = cur.index_select(0, walkers)
-    begin = rowptr.index_select(0, node)
-    deg = rowptr.index_select(0, node + 1) - begin
-    moves = deg > 0
-    if not bool(moves.all()):
-        alive.index_fill_(0, walkers.masked_select(~moves), False)
-        walkers = walkers.masked_select(moves)
-        begin, deg = begin.masked_select(moves), deg.masked_select(moves)
-    # float64: exact floor(rand * deg) even for hub nodes.
-    rand = torch.rand(walkers.numel(), dtype=torch.float64,
-                      generator=generator)
-    offset = (rand * deg).long().clamp_(max=deg - 1)
-    nxt = col.index_select(0, begin + offset)
-    return torch.full_like(cur, -1).index_copy_(0, walkers, nxt)
+class WalkHop(NamedTuple):
+    r"""One hop of a walk, as the tables :func:`prepare_hops` builds from a
+    CSR adjacency with :math:`R` rows and :math:`E` edges. Node ids are
+    shifted by one so that :obj:`0` is the ended walk: row :obj:`v + 1`
+    of :obj:`begin` / :obj:`deg` describes node :obj:`v`, row :obj:`0` the
+    ended walk (degree 0). :obj:`col` holds the shifted neighbours
+    followed by a :obj:`0` at position :math:`E`, where :obj:`begin`
+    points for nodes without neighbours, so a walker that cannot move
+    lands on :obj:`0` and stays there."""
+    begin: Tensor  # [R + 1]
+    deg: Tensor  # [R + 1]
+    col: Tensor  # [E + 1]
+    rand_dtype: torch.dtype
 
 
-def metapath_random_walk(hops: Sequence[CSR], start: Tensor,
+#: Walkers (and, for neighbourhoods, visits) handled by one tensor
+#: operation. Below ATen's parallel grain size (32,768 elements), so every
+#: operation of a walk runs on one thread whatever
+#: :func:`torch.get_num_threads` is: a walk is a chain of many short,
+#: memory-bound gathers, and with 2 threads on a busy 2-core machine each
+#: of them waited for the second thread (3-10x slower than 1 thread).
+BLOCK_SIZE = 16384
+
+
+def cat_blocks(parts: Sequence[Tensor], out: Optional[Tensor] = None,
+               dtype: torch.dtype = torch.long) -> Tensor:
+    r""":func:`torch.cat` of 1-D :obj:`parts` (into :obj:`out` if given)
+    by copies of at most :data:`BLOCK_SIZE` elements, each of which runs on
+    one thread (see :data:`BLOCK_SIZE`); :obj:`dtype` is that of the result
+    when :obj:`parts` is empty."""
+    total = sum(part.numel() for part in parts)
+    if out is None:
+        out = torch.empty(total, dtype=parts[0].dtype if parts else dtype)
+    position = 0
+    for part in parts:
+        for piece in part.view(-1).split(BLOCK_SIZE):
+            out[position:position + piece.numel()].copy_(piece)
+            position += piece.numel()
+    return out
+
+
+def full_blocks(size: int, value: int, dtype: torch.dtype = torch.long
+                ) -> Tensor:
+    r""":func:`torch.full` of a 1-D tensor, filled in blocks of
+    :data:`BLOCK_SIZE` elements (see :func:`cat_blocks`)."""
+    out = torch.empty(size, dtype=dtype)
+    for piece in out.split(BLOCK_SIZE):
+        piece.fill_(value)
+    return out
+
+
+def prepare_hops(hops: Sequence[CSR]) -> List[WalkHop]:
+    r"""Turns the CSR adjacencies :obj:`(rowptr, col)` of the hops of a
+    traversal into the tables of the walk (:class:`WalkHop`), in
+    :obj:`int32` unless a graph is too large for it. Builds them once for
+    many walks (as :class:`~pyg_lightgode.sampler.ImportanceNeighborhood`
+    does); :func:`metapath_random_walk` also takes them."""
+    if len(hops) == 0:
+        raise ValueError("'hops' must hold at least one CSR adjacency")
+    for h, (rowptr, col) in enumerate(hops):
+        check_csr(rowptr, col, f'hops[{h}]')
+    largest = max(max(rowptr.numel(), col.numel() + 1) for rowptr, col in hops)
+    dtype = torch.int32 if largest < 2**31 - 1 else torch.long
+    out = []
+    for rowptr, col in hops:
+        # In blocks, as the walk itself (see BLOCK_SIZE).
+        num_rows, num_edges = rowptr.numel() - 1, col.numel()
+        begin = torch.empty(num_rows + 1, dtype=dtype)
+        deg = torch.empty(num_rows + 1, dtype=dtype)
+        begin[0], deg[0], max_deg = num_edges, 0, 0
+        for lo in range(0, num_rows, BLOCK_SIZE):
+            ptr = rowptr[lo:lo + BLOCK_SIZE + 1]
+            count = ptr[1:] - ptr[:-1]
+            deg[lo + 1:lo + 1 + count.numel()] = count
+            begin[lo + 1:lo + 1 + count.numel()] = torch.where(
+                count > 0, ptr[:-1], num_edges)
+            max_deg = max(max_deg, int(count.max()))
+        shifted = torch.empty(num_edges + 1, dtype=dtype)
+        shifted[num_edges] = 0
+        for lo in range(0, num_edges, BLOCK_SIZE):
+            piece = col[lo:lo + BLOCK_SIZE]
+            torch.add(piece, 1, out=shifted[lo:lo + piece.numel()])
+        # float32 rand * deg never rounds up to deg below 2**24 neighbours.
+        rand_dtype = torch.float32 if max_deg < 2**24 else torch.float64
+        out.append(WalkHop(begin, deg, shifted, rand_dtype))
+    return out
+
+
+def walk_steps(hops: Sequence[WalkHop], cur: Tensor, num_traversals: int,
+               restart_prob: float = 0.0,
+               generator: Optional[torch.Generator] = None
+               ) -> Iterator[Tuple[int, Tensor]]:
+    r"""Advances the walkers at the shifted nodes :obj:`cur` (node id
+    :obj:`+ 1`, in the dtype of the tables) hop by hop and yields
+    :obj:`(position, cur)` after every hop, position :obj:`1` the first.
+    A neighbour is drawn as :obj:`col[begin[v] + floor(rand * deg[v])]`;
+    after every traversal but the last a walker ends with probability
+    :obj:`restart_prob`. A fixed number of operations per hop, none of
+    which reads data back to Python."""
+    position = 0
+    for t in range(num_traversals):
+        if t > 0 and restart_prob > 0:
+            cur = cur.masked_fill(
+                torch.rand(cur.numel(), generator=generator) < restart_prob,
+                0)
+        for hop in hops:
+            offset = torch.rand(cur.numel(), dtype=hop.rand_dtype,
+                                generator=generator)
+            offset = offset.mul_(hop.deg.index_select(0, cur)).to(cur.dtype)
+            cur = hop.col.index_select(
+                0, offset.add_(hop.begin.index_select(0, cur)))
+            position += 1
+            yield position, cur
+
+
+def metapath_random_walk(hops: Sequence[Union[CSR, WalkHop]], start: Tensor,
                          num_traversals: int, restart_prob: float = 0.0,
                          num_walks: int = 1,
                          generator: Optional[torch.Generator] = None
@@ -126,7 +228,7 @@ def metapath_random_walk(hops: Sequence[CSR], start: Tensor,
 
     Args:
         hops (list of (rowptr, col)): The CSR adjacency of every hop of one
-            traversal.
+            traversal (or the tables of :func:`prepare_hops`).
         start (torch.Tensor): Start nodes (rows of :obj:`hops[0]`).
         num_traversals (int): Maximum number of traversals per walk.
         restart_prob (float): Termination probability checked after every
@@ -143,26 +245,26 @@ def metapath_random_walk(hops: Sequence[CSR], start: Tensor,
     """
     if len(hops) == 0:
         raise ValueError("'hops' must hold at least one CSR adjacency")
-    for h, (rowptr, col) in enumerate(hops):
-        check_csr(rowptr, col, f'hops[{h}]')
-    start = check_walk_args(start, hops[0][0].numel() - 1, num_traversals,
+    if not all(isinstance(hop, WalkHop) for hop in hops):
+        hops = prepare_hops(hops)
+    start = check_walk_args(start, hops[0].begin.numel() - 1, num_traversals,
                             restart_prob, num_walks)
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"'generator' must be a torch.Generator (got "
                         f"{type(generator).__name__})")
 
-    cur = start.repeat_interleave(int(num_walks))
-    num_hops = len(hops)
-    trace = cur.new_full((cur.numel(), num_traversals * num_hops + 1), -1)
-    trace[:, 0] = cur
-    alive = torch.ones(cur.numel(), dtype=torch.bool)
-    for t in range(num_traversals):
-        if t > 0 and restart_prob > 0:
-            alive &= torch.rand(cur.numel(), dtype=torch.float64,
-                                generator=generator) >= restart_prob
-        for h, (rowptr, col) in enumerate(hops):
-            cur = _step(rowptr, col, cur, alive, generator)
-            trace[:, t * num_hops + h + 1] = cur
+    num_walks, dtype = int(num_walks), hops[0].col.dtype
+    trace = start.new_empty((start.numel() * num_walks,
+                             num_traversals * len(hops) + 1))
+    per_block = max(1, BLOCK_SIZE // num_walks)
+    for lo in range(0, start.numel(), per_block):
+        cur = start[lo:lo + per_block].repeat_interleave(num_walks)
+        rows = trace[lo * num_walks:lo * num_walks + cur.numel()]
+        rows[:, 0] = cur
+        cur = cur.to(dtype).add_(1)
+        for position, cur in walk_steps(hops, cur, num_traversals,
+                                        restart_prob, generator):
+            torch.sub(cur, 1, out=rows[:, position])
     return trace
 
 

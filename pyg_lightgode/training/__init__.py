@@ -5,7 +5,14 @@ from .distributed import (
     init_distributed,
     wrap_ddp,
 )
-from .pinsage import PinSageTraining, pinsage_embeddings, train_pinsage
+from .pinsage import (
+    PinSageTraining,
+    max_margin_loss,
+    pinsage_embeddings,
+    train_pinsage,
+    user_embedding,
+    warmup_exponential_lr,
+)
 from .recipes import (
     LIGHTGODE_SETTINGS,
     train_bpr,
@@ -34,8 +41,11 @@ __all__ = [
     'TrainResult',
     'seed_everything',
     'PinSageTraining',
+    'max_margin_loss',
     'pinsage_embeddings',
     'train_pinsage',
+    'user_embedding',
+    'warmup_exponential_lr',
     'LIGHTGODE_SETTINGS',
     'train_bpr',
     'train_lightgode',

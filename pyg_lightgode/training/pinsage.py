@@ -1,26 +1,29 @@
 r"""PinSage training and embedding (SPEC 2.4, 2.5): item-to-item max-margin
-training on :class:`~pyg_lightgode.sampler.PinSageLinkLoader` minibatches
-(CPU workers sample while the model computes), shared random plus curriculum
-hard negatives, linear warm-up then exponential learning-rate decay, and
-validation by all-item user-to-item ranking with user embeddings pooled from
-their items' layer-wise inference embeddings, on :class:`Trainer` (early
-stopping, best weights, checkpoint/resume, seeds, progress)."""
+training (:func:`max_margin_loss`) on
+:class:`~pyg_lightgode.sampler.PinSageLinkLoader` minibatches (CPU workers
+sample while the model computes), shared random plus curriculum hard
+negatives, linear warm-up then exponential learning-rate decay
+(:func:`warmup_exponential_lr`), and validation by all-item user-to-item
+ranking with user embeddings pooled from their items' layer-wise inference
+embeddings (:func:`user_embedding`), on :class:`Trainer` (early stopping,
+best weights, checkpoint/resume, seeds, progress)."""
 import math
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+from torch.optim.lr_scheduler import LambdaLR
 from torch_geometric.data import Data
 from torch_geometric.sampler import NegativeSampling
+from torch_geometric.typing import OptTensor
+from torch_geometric.utils import scatter
 
-from pyg_lightgode.data.bipartite import BipartiteSplit
-from pyg_lightgode.nn.models.pinsage import (
-    PinSage,
-    max_margin_loss,
-    sampled_blocks,
-    user_embedding,
-    warmup_exponential_lr,
+from pyg_lightgode.data.bipartite import BipartiteSplit, check_interactions
+from pyg_lightgode.nn.conv.pinsage_conv import (
+    check_edge_weight,
+    importance_weights,
 )
+from pyg_lightgode.nn.models.pinsage import PinSage
 from pyg_lightgode.sampler import (
     HardNegativeSampler,
     ImportanceNeighborhood,
@@ -38,7 +41,11 @@ from pyg_lightgode.training.trainer import (
     TrainResult,
     seed_everything,
 )
-from pyg_lightgode.validation import check_finite_float
+from pyg_lightgode.validation import (
+    check_finite,
+    check_finite_float,
+    check_floating,
+)
 
 USER_WEIGHTINGS = ('mean', 'importance')
 
@@ -48,6 +55,141 @@ MAX_PRECOMPUTED_BAND_ENTRIES = 10**8
 #: Seed of the one whole-catalogue neighbourhood used for evaluation, so
 #: that every evaluation (and a later test run) sees the same graph.
 EVAL_NEIGHBORHOOD_SEED = 0
+
+
+def _check_embedding(emb: Tensor, name: str, dim: int) -> Tensor:
+    if not isinstance(emb, Tensor) or emb.dim() != dim:
+        shape = '[B, D]' if dim == 2 else '[B, H, D]'
+        raise ValueError(f"'{name}' must be a {dim}-D tensor {shape} (got "
+                         f"{getattr(emb, 'shape', type(emb).__name__)})")
+    check_floating(emb, name)
+    return check_finite(emb, name)
+
+
+def max_margin_loss(
+    query_emb: Tensor,
+    pos_emb: Tensor,
+    neg_emb: OptTensor = None,
+    hard_neg_emb: OptTensor = None,
+    margin: float = 1.0,
+) -> Tensor:
+    r"""The max-margin ranking loss of PinSage,
+
+    .. math::
+        \frac{1}{|\mathcal{P}|} \sum_{(q, n) \in \mathcal{P}}
+        \max(0, \mathbf{z}_q^{\top}\mathbf{z}_n -
+        \mathbf{z}_q^{\top}\mathbf{z}_i + \Delta),
+
+    averaged over all (query, negative) pairs :math:`\mathcal{P}`: every
+    query against every shared negative, plus every query against each of
+    its own hard negatives.
+
+    Args:
+        query_emb (torch.Tensor): Query embeddings :obj:`[B, D]`.
+        pos_emb (torch.Tensor): The positive of each query :obj:`[B, D]`.
+        neg_emb (torch.Tensor, optional): Negatives shared by the minibatch
+            :obj:`[N_neg, D]`, or per-query negatives :obj:`[B, H, D]`.
+        hard_neg_emb (torch.Tensor, optional): Per-query hard negatives
+            :obj:`[B, H, D]`, combined with :obj:`neg_emb`.
+        margin (float, optional): The margin :math:`\Delta`.
+            (default: :obj:`1.0`)
+    """
+    margin = check_finite_float(margin, 'margin')
+    query_emb = _check_embedding(query_emb, 'query_emb', 2)
+    pos_emb = _check_embedding(pos_emb, 'pos_emb', 2)
+    if pos_emb.shape != query_emb.shape:
+        raise ValueError(f"'pos_emb' must have the shape of 'query_emb' "
+                         f"{list(query_emb.shape)} (got "
+                         f"{list(pos_emb.shape)})")
+    if neg_emb is None and hard_neg_emb is None:
+        raise ValueError("give 'neg_emb' and/or 'hard_neg_emb'")
+    B, D = query_emb.shape
+    neg_scores = []
+    for name, emb in (('neg_emb', neg_emb), ('hard_neg_emb', hard_neg_emb)):
+        if emb is None:
+            continue
+        shared = name == 'neg_emb' and isinstance(emb, Tensor) and \
+            emb.dim() == 2
+        emb = _check_embedding(emb, name, 2 if shared else 3)
+        if emb.size(-1) != D or (not shared and emb.size(0) != B):
+            expected = f'[N_neg, {D}]' if shared else f'[{B}, H, {D}]'
+            raise ValueError(f"'{name}' must have shape {expected} (got "
+                             f"{list(emb.shape)})")
+        neg_scores.append(query_emb @ emb.t() if shared else torch.einsum(
+            'bd,bhd->bh', query_emb, emb))
+    pos_score = (query_emb * pos_emb).sum(dim=-1, keepdim=True)
+    neg_score = torch.cat(neg_scores, dim=-1)
+    if neg_score.numel() == 0:
+        raise ValueError("no negatives were given (zero negatives per query)")
+    return (neg_score - pos_score + margin).clamp(min=0).mean()
+
+
+def warmup_exponential_lr(optimizer: torch.optim.Optimizer,
+                          warmup_steps: int, gamma: float) -> LambdaLR:
+    r"""A :class:`~torch.optim.lr_scheduler.LambdaLR` that warms the
+    learning rate up linearly over the first :obj:`warmup_steps` calls of
+    :meth:`step`, then decays it exponentially by :obj:`gamma` per call:
+
+    .. math::
+        \eta_s = \eta \cdot \begin{cases}
+        (s + 1) / W & s < W \\ \gamma^{s - W} & s \geq W \end{cases}
+
+    so the base rate :math:`\eta` is reached at the last warm-up step
+    :math:`s = W - 1` and :math:`W = 0` gives
+    :class:`~torch.optim.lr_scheduler.ExponentialLR`."""
+    if not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"'warmup_steps' must be a non-negative int (got "
+                         f"{warmup_steps!r})")
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"'gamma' must be in (0, 1] (got {gamma})")
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return gamma**(step - warmup_steps)
+
+    return LambdaLR(optimizer, factor)
+
+
+def user_embedding(item_emb: Tensor, user_item_index: Tensor,
+                   edge_weight: OptTensor = None,
+                   num_users: Optional[int] = None) -> Tensor:
+    r"""User embeddings as PinSage computes board embeddings: the
+    (importance-weighted) mean of the final embeddings of the user's items,
+
+    .. math::
+        \mathbf{z}_u = \sum_{i \in \mathcal{I}(u)} \frac{\alpha_{u,i}}
+        {\sum_{i' \in \mathcal{I}(u)} \alpha_{u,i'}} \mathbf{z}_i,
+
+    with uniform weights when :obj:`edge_weight` is :obj:`None`. Users
+    without items (or with all-zero weights) get the zero vector.
+
+    Args:
+        item_emb (torch.Tensor): Item embeddings :obj:`[I, D]`.
+        user_item_index (torch.Tensor): :obj:`[2, E]` (user, item) pairs.
+        edge_weight (torch.Tensor, optional): Non-negative weights
+            :obj:`[E]`.
+        num_users (int, optional): Number of users :math:`U`.
+            (default: largest user id + 1)
+
+    Returns:
+        :obj:`[U, D]` user embeddings.
+    """
+    item_emb = _check_embedding(item_emb, 'item_emb', 2)
+    if num_users is None:
+        num_users = int(user_item_index[0].max()) + 1 \
+            if isinstance(user_item_index, Tensor) and \
+            user_item_index.dim() == 2 and user_item_index.numel() > 0 else 0
+    index = check_interactions(user_item_index, num_users, item_emb.size(0),
+                               'user_item_index')
+    user, item = index[0], index[1]
+    if edge_weight is None:
+        edge_weight = item_emb.new_ones(user.numel())
+    edge_weight = check_edge_weight(edge_weight, user.numel())
+    weight = importance_weights(edge_weight.to(item_emb.dtype), user,
+                                num_users)
+    return scatter(weight.view(-1, 1) * item_emb[item], user, dim=0,
+                   dim_size=num_users, reduce='sum')
 
 
 def hard_negative_curriculum(epoch: int, max_hard_negatives: int) -> int:
@@ -85,7 +227,7 @@ def user_item_importance(index: Tensor, num_users: int, num_items: int,
     :math:`u` (each of at most :obj:`num_traversals` user -> item -> user
     traversals, ending with probability :obj:`restart_prob` after each), so
     items central to the user's taste weigh more. Returns :obj:`[E]` float
-    weights for :func:`~pyg_lightgode.nn.models.pinsage.user_embedding`."""
+    weights for :func:`user_embedding`."""
     item_csr, user_csr = bipartite_csr(index, num_users, num_items)
     users = torch.arange(num_users).masked_select(
         user_csr[0][1:] > user_csr[0][:-1])
@@ -151,7 +293,7 @@ def pinsage_embeddings(
     num_walks: int = 10, num_traversals: int = 2, restart_prob: float = 0.5,
     user_weighting: str = 'mean',
     neighborhood: Optional[Tuple[Tensor, Tensor]] = None,
-    user_weight: Optional[Tensor] = None, chunk_size: int = 4096
+    user_weight: Optional[Tensor] = None, chunk_size: Optional[int] = None
 ) -> Tuple[Tensor, Tensor]:
     r"""User and item embeddings of a trained :class:`PinSage` for
     retrieval (SPEC 2.5): every item is embedded ONCE, layer by layer
@@ -318,10 +460,10 @@ class PinSageTraining:
         the pooled random negatives of the batch and its own hard
         negatives (the last columns of :obj:`dst_neg_index`)."""
         batch = batch.to(self.device)
-        blocks = sampled_blocks(batch.edge_index, batch.edge_weight,
-                                batch.num_sampled_nodes,
-                                batch.num_sampled_edges)
-        z = self.model(blocks, x=batch.get('x'), n_id=batch.n_id)
+        z = self.model(batch.get('x'), batch.edge_index, batch.edge_weight,
+                       n_id=batch.n_id,
+                       num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                       num_sampled_edges_per_hop=batch.num_sampled_edges)
         num_queries = batch.src_index.numel()
         negatives = batch.dst_neg_index.view(num_queries, -1)
         shared = negatives[:, :self.amount].reshape(-1)[:self.num_negatives]

@@ -86,18 +86,17 @@ class PinSAGEConv(MessagePassing):
         \max(\| \mathbf{z}_u^{\prime} \|_2, \epsilon)
 
     with :math:`\epsilon = 10^{-12}`, so an all-zero output stays zero.
-    :obj:`aggr="mean"` replaces the importance weights by uniform ones and
-    :obj:`aggr="max"` takes the element-wise maximum of the messages (the
-    paper's pooling ablations). A target without neighbours (or whose
+    :obj:`pooling="mean"` replaces the importance weights by uniform ones
+    and :obj:`pooling="max"` takes the element-wise maximum of the messages
+    (the paper's pooling ablations). A target without neighbours (or whose
     weights are all zero) gets :math:`\mathbf{n}_u = \mathbf{0}`, *i.e.*
     its output depends on :math:`\mathbf{z}_u` only. Without
     :obj:`edge_weight`, importance pooling equals mean pooling.
 
-    Because :math:`\mathrm{ReLU}(\mathbf{Q}\mathbf{h}_v + \mathbf{q})` only
-    depends on the neighbour :math:`v`, it is computed once per source node
-    (:meth:`transform_neighbors`) and pooled afterwards (:meth:`pool`, a
-    sparse-dense product on sparse adjacencies); :meth:`combine` performs
-    the last two steps. :meth:`forward` chains the three.
+    :math:`\mathrm{ReLU}(\mathbf{Q}\mathbf{h}_v + \mathbf{q})` only
+    depends on the neighbour :math:`v`, so it is computed once per source
+    node and pooled afterwards (a sparse-dense product on sparse
+    adjacencies).
 
     Args:
         in_channels (int or tuple): Size of each input sample, or a
@@ -105,8 +104,11 @@ class PinSAGEConv(MessagePassing):
         out_channels (int): Size of each output sample.
         hidden_channels (int, optional): Size of the neighbour messages
             :math:`\mathbf{Q}\mathbf{h}_v`. (default: :obj:`out_channels`)
-        aggr (str, optional): Neighbour pooling, :obj:`"importance"`,
-            :obj:`"mean"` or :obj:`"max"`. (default: :obj:`"importance"`)
+        pooling (str, optional): Neighbour pooling, :obj:`"importance"`,
+            :obj:`"mean"` or :obj:`"max"`; it sets the
+            :class:`~torch_geometric.nn.conv.MessagePassing` aggregation
+            (:obj:`"sum"` of normalised weights, or :obj:`"max"`).
+            (default: :obj:`"importance"`)
         normalize (bool, optional): If set to :obj:`False`, the output is not
             :math:`\ell_2`-normalised. (default: :obj:`True`)
         dropout (float, optional): Dropout probability applied to the source
@@ -116,7 +118,8 @@ class PinSAGEConv(MessagePassing):
             neither :math:`\mathbf{q}` nor :math:`\mathbf{w}`.
             (default: :obj:`True`)
         **kwargs (optional): Additional arguments of
-            :class:`torch_geometric.nn.conv.MessagePassing`.
+            :class:`torch_geometric.nn.conv.MessagePassing` (but
+            :obj:`aggr`, which :obj:`pooling` sets).
 
     Shapes:
         - **inputs:**
@@ -135,15 +138,19 @@ class PinSAGEConv(MessagePassing):
         in_channels: Union[int, Tuple[int, int]],
         out_channels: int,
         hidden_channels: Optional[int] = None,
-        aggr: str = 'importance',
+        pooling: str = 'importance',
         normalize: bool = True,
         dropout: float = 0.0,
         bias: bool = True,
         **kwargs,
     ):
-        if aggr not in POOLINGS:
-            raise ValueError(f"'aggr' must be one of {POOLINGS} (got "
-                             f"{aggr!r})")
+        if pooling not in POOLINGS:
+            raise ValueError(f"'pooling' must be one of {POOLINGS} (got "
+                             f"{pooling!r})")
+        if 'aggr' in kwargs:
+            raise ValueError(f"'{self.__class__.__name__}' sets 'aggr' from "
+                             f"'pooling' (one of {POOLINGS}); got "
+                             f"aggr={kwargs['aggr']!r}")
         if not isinstance(in_channels, (tuple, list)):
             in_channels = (in_channels, in_channels)
         if len(in_channels) != 2:
@@ -162,13 +169,12 @@ class PinSAGEConv(MessagePassing):
 
         # Importance and mean pooling are weighted sums of the messages with
         # per-target normalised weights; max pooling is a max reduction.
-        kwargs.setdefault('aggr', 'max' if aggr == 'max' else 'sum')
-        super().__init__(**kwargs)
+        super().__init__(aggr='max' if pooling == 'max' else 'sum', **kwargs)
 
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.hidden_channels = hidden_channels
-        self.pooling = aggr
+        self.pooling = pooling
         self.normalize = normalize
         self.dropout = dropout
 
@@ -186,41 +192,25 @@ class PinSAGEConv(MessagePassing):
     def forward(self, x: Union[Tensor, Tuple[Tensor, Tensor]],
                 edge_index: Adj, edge_weight: OptTensor = None) -> Tensor:
         if isinstance(x, Tensor):
-            x_src = x_dst = x
-        elif isinstance(x, (tuple, list)) and len(x) == 2 and all(
-                isinstance(v, Tensor) for v in x):
-            x_src, x_dst = x
-        else:
+            x = (x, x)
+        elif not (isinstance(x, (tuple, list)) and len(x) == 2
+                  and all(isinstance(v, Tensor) for v in x)):
             raise TypeError("'x' must be a tensor or a (source, target) pair "
                             "of tensors")
-        messages = self.transform_neighbors(x_src)
-        pooled = self.pool(messages, edge_index, edge_weight,
-                           num_targets=x_dst.size(0))
-        return self.combine(x_dst, pooled)
-
-    def transform_neighbors(self, x_src: Tensor) -> Tensor:
-        r"""Returns the per-source messages
-        :math:`\mathrm{ReLU}(\mathbf{Q}\mathbf{h}_v + \mathbf{q})` of shape
-        :obj:`[num_sources, hidden_channels]`."""
+        x_src, x_dst = x
         self._check_features(x_src, self.in_channels[0], 'source',
                              self.lin_neighbor.weight)
-        x_src = F.dropout(x_src, p=self.dropout, training=self.training)
-        return self.lin_neighbor(x_src).relu()
+        self._check_features(x_dst, self.in_channels[1], 'target',
+                             self.lin_update.weight)
 
-    def pool(self, messages: Tensor, edge_index: Adj,
-             edge_weight: OptTensor = None,
-             num_targets: Optional[int] = None) -> Tensor:
-        r"""Pools the per-source :obj:`messages` into :math:`\mathbf{n}_u`
-        for every target, shape :obj:`[num_targets, hidden_channels]`.
-        :obj:`num_targets` defaults to the number of sources (or the row
-        count of a sparse adjacency)."""
-        num_src = messages.size(0)
+        # ReLU(Q h_v + q) once per source node, then pooled per target.
+        x_src = F.dropout(x_src, p=self.dropout, training=self.training)
+        messages = self.lin_neighbor(x_src).relu()
+        size = (x_src.size(0), x_dst.size(0))
         if is_sparse_adjacency(edge_index, edge_weight):
-            edge_index = self._pooling_adj_t(edge_index, messages,
-                                             num_targets)
+            edge_index = self._pooling_adj_t(edge_index, messages, size)
             size = None
         elif isinstance(edge_index, Tensor):
-            size = (num_src, num_src if num_targets is None else num_targets)
             edge_weight = self._pooling_edges(edge_index, edge_weight,
                                               messages, size)
         else:
@@ -228,19 +218,9 @@ class PinSAGEConv(MessagePassing):
                             f"torch.sparse adjacency or a SparseTensor (got "
                             f"{type(edge_index).__name__})")
         # propagate_type: (x: Tensor, edge_weight: OptTensor)
-        return self.propagate(edge_index, x=messages, edge_weight=edge_weight,
-                              size=size)
+        pooled = self.propagate(edge_index, x=messages,
+                                edge_weight=edge_weight, size=size)
 
-    def combine(self, x_dst: Tensor, pooled: Tensor) -> Tensor:
-        r"""Returns :math:`\mathrm{ReLU}(\mathbf{W}[\mathbf{z}_u \Vert
-        \mathbf{n}_u] + \mathbf{w})`, :math:`\ell_2`-normalised if
-        :obj:`normalize`."""
-        self._check_features(x_dst, self.in_channels[1], 'target',
-                             self.lin_update.weight)
-        if pooled.size(0) != x_dst.size(0):
-            raise ValueError(f"got {pooled.size(0)} pooled neighbourhoods "
-                             f"for {x_dst.size(0)} target nodes")
-        check_floating(pooled, 'pooled', x_dst.dtype, 'the target features')
         x_dst = F.dropout(x_dst, p=self.dropout, training=self.training)
         out = self.lin_update(torch.cat([x_dst, pooled], dim=-1)).relu()
         if self.normalize:
@@ -298,14 +278,11 @@ class PinSAGEConv(MessagePassing):
                                     messages)
 
     def _pooling_adj_t(self, adj_t: Adj, messages: Tensor,
-                       num_targets: Optional[int]) -> Adj:
-        num_src = messages.size(0)
-        if adj_t.size(1) != num_src or (num_targets is not None
-                                        and adj_t.size(0) != num_targets):
-            expected = '?' if num_targets is None else num_targets
+                       size: Tuple[int, int]) -> Adj:
+        if adj_t.size(1) != size[0] or adj_t.size(0) != size[1]:
             raise ValueError(f"the sparse adjacency must have shape "
-                             f"[num_targets, num_sources] = [{expected}, "
-                             f"{num_src}] (got {list(adj_t.size())})")
+                             f"[num_targets, num_sources] = [{size[1]}, "
+                             f"{size[0]}] (got {list(adj_t.size())})")
         num_dst = adj_t.size(0)
         if isinstance(adj_t, SparseTensor):
             value = adj_t.storage.value()
@@ -327,5 +304,5 @@ class PinSAGEConv(MessagePassing):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.in_channels}, '
                 f'{self.out_channels}, hidden_channels='
-                f'{self.hidden_channels}, aggr={self.pooling!r}, '
+                f'{self.hidden_channels}, pooling={self.pooling!r}, '
                 f'normalize={self.normalize})')

@@ -9,14 +9,7 @@ from .graph_filters import (
     standardize,
 )
 from .lightgode import LightGODE, embedding_discrepancy
-from .pinsage import (
-    PinSage,
-    max_margin_loss,
-    neighborhood_blocks,
-    sampled_blocks,
-    user_embedding,
-    warmup_exponential_lr,
-)
+from .pinsage import PinSage
 
 __all__ = [
     'BSPM',
@@ -30,9 +23,4 @@ __all__ = [
     'LightGODE',
     'PinSage',
     'embedding_discrepancy',
-    'max_margin_loss',
-    'neighborhood_blocks',
-    'sampled_blocks',
-    'user_embedding',
-    'warmup_exponential_lr',
 ]
