@@ -257,3 +257,16 @@ def test_serve_example_answers_a_scripted_history(tmp_path, lightgode):
                          input='', capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 2 and 'bad.pt' in run.stderr
+
+
+def test_from_model_reads_the_trained_tables_and_t():
+    from pyg_lightgode.nn.models import LightGODE
+    user, item, index = graph()
+    model = LightGODE(U, I, D, t=2.0)
+    with torch.no_grad():
+        model.user_embedding.weight.copy_(user)
+        model.item_embedding.weight.copy_(item)
+    rec = LightGODERecommender.from_model(model, index)
+    ref = LightGODERecommender(user, item, index, t=2.0)
+    assert rec.fold.t == 2.0
+    assert torch.equal(rec.recommend([1, 3])[0], ref.recommend([1, 3])[0])
