@@ -38,8 +38,8 @@ class LightGODEConv(MessagePassing):
     Efficient Recommendation" <https://arxiv.org/abs/2407.18910>`_ paper
 
     .. math::
-        \frac{d\mathbf{X}(t)}{dt} = \hat{\mathbf{A}} \mathbf{X}(t) +
-        \mathbf{X}, \qquad \mathbf{X}(0) = \mathbf{X},
+        \frac{d\mathbf{E}(t)}{dt} = \hat{\mathbf{A}} \mathbf{E}(t) +
+        \mathbf{X}, \qquad \mathbf{E}(0) = \mathbf{X},
 
     solved up to time :math:`t`, where :math:`\hat{\mathbf{A}} =
     \mathbf{D}^{-1/2} \mathbf{A} \mathbf{D}^{-1/2}` has no self-loops (as in
@@ -50,7 +50,7 @@ class LightGODEConv(MessagePassing):
         \mathbf{X}^{\prime} = (1 + t) \mathbf{X} + t \hat{\mathbf{A}}
         \mathbf{X};
 
-    :obj:`method="exact"` sums the series :math:`\mathbf{X}(t) = \sum_{k
+    :obj:`method="exact"` sums the series :math:`\mathbf{E}(t) = \sum_{k
     \geq 0} (\frac{t^k}{k!} + \frac{t^{k+1}}{(k+1)!}) \hat{\mathbf{A}}^k
     \mathbf{X}` and the :obj:`torchdiffeq` methods integrate the ODE.
     Duplicate edges add up, in every graph form. Values (node ids, NaNs,

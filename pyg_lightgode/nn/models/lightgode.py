@@ -89,8 +89,8 @@ class LightGODE(torch.nn.Module):
     with :class:`~pyg_lightgode.nn.conv.LightGODEConv`:
 
     .. math::
-        \frac{d\mathbf{X}(t)}{dt} = \hat{\mathbf{A}} \mathbf{X}(t) +
-        \mathbf{X}, \qquad \mathbf{X}(0) = \mathbf{X}.
+        \frac{d\mathbf{E}(t)}{dt} = \hat{\mathbf{A}} \mathbf{E}(t) +
+        \mathbf{X}, \qquad \mathbf{E}(0) = \mathbf{X}.
 
     As in :class:`~torch_geometric.nn.models.LightGCN`, graph methods take
     the homogeneous :obj:`edge_index` (or a transposed sparse adjacency)
