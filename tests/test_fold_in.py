@@ -1,3 +1,9 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +18,8 @@ from pyg_lightgode.nn.fold_in import (
 )
 
 T = 3.0
+ROOT = Path(__file__).resolve().parents[1]
+ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
 
 
 def graph(num_users=30, num_items=20, num_edges=150, dim=8, seed=0):
@@ -286,3 +294,29 @@ def test_bad_inputs():
     assert_equal_to_full(fold)
     with pytest.raises(ValueError, match="'user_e0'"):
         one_step(user[0], item, index)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ML100K / 'u.data').exists(),
+                    reason='../shared/data/ml-100k is not present')
+def test_benchmark_writes_the_issue_keys(tmp_path):
+    out, details = tmp_path / 'out.json', tmp_path / 'details.json'
+    run = subprocess.run(
+        [sys.executable, str(ROOT / 'benchmarks' / 'fold_in.py'),
+         '--dataset', 'movielens100k', '--root', str(tmp_path / 'data'),
+         '--raw-dir', str(ML100K), '--epochs', '1', '--queries', '20',
+         '--repeats', '2', '--json', str(out), '--details', str(details)],
+        capture_output=True, text=True, timeout=900,
+        env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    part = {'fold_in': {'recall@20', 'ndcg@20'},
+            'retrain': {'recall@20', 'ndcg@20'},
+            'seconds': {'fold_in', 'retrain'}}
+    assert set(result) == {'new_users', 'new_items', 'latency_ms'}
+    for key in ('new_users', 'new_items'):
+        assert {k: set(v) for k, v in result[key].items()} == part
+    assert set(result['latency_ms']) == {'p50', 'p99'}
+    info = json.loads(details.read_text())
+    assert info['incremental']['equal_to_full_recompute'] is True
+    assert info['selected_rule'] in E0_RULES
