@@ -434,7 +434,7 @@ class LightGODEFoldIn:
     def _base_rows(self) -> Tensor:
         count = self._uptr[1:] - self._uptr[:-1]
         return torch.repeat_interleave(
-            torch.arange(count.numel()), count,
+            torch.arange(count.numel(), device=count.device), count,
             output_size=self._ucol.numel())
 
     @property
@@ -504,8 +504,11 @@ class LightGODEFoldIn:
 
     def _full(self) -> Tuple[Tensor, Tensor]:
         if self.method == 'euler':
-            return (self._rows('user', torch.arange(self.num_users)),
-                    self._rows('item', torch.arange(self.num_items)))
+            device = self._ucol.device
+            return (self._rows('user', torch.arange(self.num_users,
+                                                    device=device)),
+                    self._rows('item', torch.arange(self.num_items,
+                                                    device=device)))
         from pyg_lightgode.data.bipartite import bipartite_to_adj_t
         from pyg_lightgode.nn.conv import LightGODEConv
         adj_t = bipartite_to_adj_t(self.edge_index, self.num_users,
@@ -575,8 +578,9 @@ class LightGODEFoldIn:
         if U >= _KEY or I >= _KEY:
             raise ValueError(f"at most {_KEY - 1} users and items")
         if edge_index is None:
-            edge_index = torch.empty(2, 0, dtype=torch.long)
-        index = _check_index(edge_index, U, I, 'edge_index')
+            edge_index = self._ucol.new_empty(2, 0)
+        index = _check_index(edge_index, U, I, 'edge_index').to(
+            self._ucol.device)
         F_ = self.user_e0.size(1)
         for name, rows, n in (('user_e0', user_e0, nu),
                               ('item_e0', item_e0, ni)):
@@ -586,8 +590,8 @@ class LightGODEFoldIn:
                     raise ValueError(f"'{name}' must have shape [{n}, {F_}] "
                                      f"(got {list(rows.shape)})")
         index, dropped = self._new_edges(index)
-        new_users = torch.arange(U0, U)
-        new_items = torch.arange(I0, I)
+        new_users = torch.arange(U0, U, device=index.device)
+        new_items = torch.arange(I0, I, device=index.device)
         # E0 rows of the new nodes from the neighbours that existed before.
         if user_e0 is None:
             user_e0 = self._rule_rows(rule, index, 0, U0, I0, nu)
@@ -613,7 +617,9 @@ class LightGODEFoldIn:
             self._user_out = _Rows(users)
             self._item_out = _Rows(items)
             self._maybe_compact()
-            return FoldInUpdate(torch.arange(U), torch.arange(I), new_users,
+            return FoldInUpdate(torch.arange(U, device=index.device),
+                                torch.arange(I, device=index.device),
+                                new_users,
                                 new_items, index.size(1), dropped, True)
         ptr, cols = self._neighbours('item', si)
         users = torch.unique(torch.cat([su, cols]))
@@ -668,8 +674,10 @@ class LightGODEFoldIn:
         rule = self.rule if rule is None else _check_rule(rule)
         if len(histories) == 0:
             return self.user_e0.new_empty(0, self.user_e0.size(1))
-        items = [torch.unique(h.long()) for h in histories]
-        count = torch.tensor([h.numel() for h in items])
+        items = [torch.unique(h.long()).to(self._ucol.device)
+                 for h in histories]
+        count = torch.tensor([h.numel() for h in items],
+                             device=self._ucol.device)
         col = torch.cat(items)
         ptr = count.new_zeros(count.numel() + 1)
         torch.cumsum(count, 0, out=ptr[1:])
