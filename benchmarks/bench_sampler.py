@@ -1,22 +1,35 @@
-r"""Throughput of the PinSage random-walk sampler on Gowalla-sized data.
+r"""Speed of the PinSage random-walk sampler on Gowalla-sized data, each
+figure as a ratio against a peer measured in the same run, at every thread
+count of --threads (default 1 and 2).
 
 Reads ../shared/data/gowalla/train.txt beside the repository (LightGCN split,
 "user item item ..." per line) if present, else builds a synthetic graph of
 the same size (29,858 users, 40,981 items, 810,128 interactions, power-law
-item popularity). Measures, in one run:
+item popularity). Measures:
 
-* walk steps per second of the vectorised item -> user -> item walk,
-* seconds for the importance neighbourhoods of every item (DGL defaults:
-  10 walks, <= 2 traversals, termination 0.5, T = 3; and a paper-like
-  setting: 100 walks, T = 50),
-* the same for a straightforward per-node Python implementation, timed on a
-  subset of seeds and extrapolated to all items (marked as such),
-* one PinSage minibatch (512 seeds, 2 layers) and hard negatives.
+* the random walk against torch_sparse's C++ ``random_walk`` (the peer;
+  torch_cluster's is not installed here): 10 uniform walks of 4 steps from
+  every item on the user--item graph (2 item -> user -> item traversals,
+  no termination), ours through :func:`random_walk` on the same CSR
+  (tables built inside the timed call) and through
+  :func:`metapath_random_walk` on prebuilt tables;
+* the importance neighbourhoods of every item (DGL defaults: 10 walks,
+  <= 2 traversals, termination 0.5, T = 3; and a paper-like setting: 100
+  walks, T = 50), as a multiple of the peer's time for the same number of
+  walk steps and against a per-node Python implementation (timed on
+  --subset seeds and extrapolated);
+* one PinSageSampler minibatch (512 seeds, 2 layers, T = 10).
 
-Usage: python benchmarks/bench_sampler.py [--subset 400] [--seed 0]
-       [--threads 1]
+Every timing is the best of --repeat runs, the runs of ours and of the peer
+interleaved; the load average (1 min) is printed before and after each
+thread count.
+
+Usage: python benchmarks/bench_sampler.py [--threads 1,2] [--repeat 5]
+       [--subset 200] [--seed 0]
 """
 import argparse
+import os
+import platform
 import random
 import time
 from collections import Counter
@@ -25,11 +38,13 @@ from pathlib import Path
 import torch
 
 from pyg_lightgode.sampler import (
-    HardNegativeSampler,
     ImportanceNeighborhood,
     PinSageSampler,
     bipartite_csr,
     metapath_random_walk,
+    prepare_hops,
+    random_walk,
+    to_csr,
 )
 
 DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'gowalla'
@@ -83,83 +98,123 @@ def python_neighborhoods(item_users, user_items, seeds, num_walks,
     return out
 
 
-def timed(fn, repeat=1):
-    best, result = float('inf'), None
+def best_of(fns, repeat):
+    r"""Best seconds of every function of :obj:`fns`, runs interleaved."""
+    best = {name: float('inf') for name in fns}
     for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument('--subset', type=int, default=400,
+    parser.add_argument('--threads', default='1,2',
+                        help='comma-separated torch thread counts')
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--subset', type=int, default=200,
                         help='seeds for the per-node Python reference')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch intra-op threads (DataLoader workers use '
-                        '1; more threads slow down on a busy CPU)')
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
 
     loaded = load_gowalla()
     source = 'Gowalla train.txt' if loaded else 'synthetic (Gowalla size)'
     index, U, I = loaded or synthetic(**GOWALLA, seed=args.seed)
     print(f'data: {source}: {U} users, {I} items, {index.size(1)} '
-          f'interactions; torch threads: {torch.get_num_threads()}')
+          f'interactions; torch {torch.__version__}, {platform.machine()}, '
+          f'{os.cpu_count()} CPUs')
+    peer_op = getattr(getattr(torch.ops, 'torch_sparse', None),
+                      'random_walk', None)
+    if peer_op is None:
+        print('torch_sparse.random_walk is not installed: no peer')
 
     g = torch.Generator().manual_seed(args.seed)
     item_csr, user_csr = bipartite_csr(index, U, I)
-    seeds = torch.arange(I)
-
-    # Walk steps per second (a step = one hop, item -> user or user -> item).
-    secs, trace = timed(lambda: metapath_random_walk(
-        [item_csr, user_csr], seeds, 2, 0.5, 10, g), repeat=3)
-    steps = int((trace[:, 1:] >= 0).sum())
-    rows = [('vectorised walk (10 walks x <=2 trav.)', f'{steps:,} steps',
-             secs, f'{steps / secs / 1e6:.2f} M steps/s')]
+    hops = prepare_hops([item_csr, user_csr])
+    # The same user--item graph as one homogeneous graph (items 0..I-1,
+    # users I..I+U-1): a uniform walk alternates items and users.
+    row = torch.cat([index[1], index[0] + I])
+    col = torch.cat([index[0] + I, index[1]])
+    rowptr, col = to_csr(row, col, I + U)
+    walks = 10
+    start = torch.arange(I).repeat_interleave(walks)
+    steps = start.numel() * 4
 
     item_users = [[] for _ in range(I)]
     user_items = [[] for _ in range(U)]
     for u, i in index.t().tolist():
         item_users[i].append(u)
         user_items[u].append(i)
-    rng = random.Random(args.seed)
     subset = torch.randperm(I, generator=g)[:args.subset].tolist()
+    py_secs = {}
+    for num_walks, top_k in ((10, 3), (100, 50)):
+        rng = random.Random(args.seed)
+        begin = time.perf_counter()
+        python_neighborhoods(item_users, user_items, subset, num_walks, 2,
+                             0.5, top_k, rng)
+        py_secs[num_walks] = (time.perf_counter() - begin) * I / len(subset)
 
-    for walks, top_k in ((10, 3), (100, 50)):
-        sampler = ImportanceNeighborhood(index, U, I, num_walks=walks,
-                                         num_traversals=2, restart_prob=0.5,
-                                         top_k=top_k)
-        secs, (edge_index, _) = timed(
-            lambda: sampler.all_neighborhoods(generator=g), repeat=2)
-        rows.append((f'vectorised: all items, {walks} walks, T={top_k}',
-                     f'{edge_index.size(1):,} edges', secs,
-                     f'{I / secs:,.0f} items/s'))
-        py_secs, _ = timed(lambda: python_neighborhoods(
-            item_users, user_items, subset, walks, 2, 0.5, top_k, rng))
-        est = py_secs * I / len(subset)
-        rows.append((f'per-node Python: {len(subset)} seeds, extrapolated',
-                     f'x{est / secs:.0f} slower', est,
-                     f'{len(subset) / py_secs:,.0f} items/s'))
+    rows = []
+    for threads in [int(t) for t in args.threads.split(',')]:
+        torch.set_num_threads(threads)
+        load_before = os.getloadavg()[0]
+        fns = {
+            'ours: random_walk (tables built in the call)':
+            lambda: random_walk(rowptr, col, start, 4, generator=g),
+            'ours: metapath walk, prebuilt tables':
+            lambda: metapath_random_walk(hops, torch.arange(I), 2, 0.0,
+                                         walks, g),
+        }
+        if peer_op is not None:
+            fns['peer: torch_sparse.random_walk (C++)'] = \
+                lambda: peer_op(rowptr, col, start, 4)
+        walk = best_of(fns, args.repeat)
+        peer = walk.get('peer: torch_sparse.random_walk (C++)')
+        for name, secs in walk.items():
+            ratio = f'{peer / secs:.2f}x peer speed' if peer else ''
+            rows.append((threads, name, f'{steps / secs / 1e6:.1f} M steps/s',
+                         secs, ratio))
 
-    pinsage = PinSageSampler(index, U, I, num_neighbors=[3, 3])
-    batch = torch.randperm(I, generator=g)[:512]
-    secs, out = timed(lambda: pinsage.sample(batch, g), repeat=3)
-    rows.append(('PinSageSampler: 512 seeds, 2 layers, T=3',
-                 f'{out.node.numel():,} nodes', secs,
-                 f'{512 / secs:,.0f} seeds/s'))
-    hard = HardNegativeSampler(index, U, I)
-    secs, _ = timed(lambda: hard(batch[:256], 5, g))
-    rows.append((f'hard negatives: 256 queries, band {hard.band}',
-                 f'{hard.num_iterations} PPR iterations', secs,
-                 f'{256 / secs:,.0f} queries/s'))
+        for num_walks, top_k in ((10, 3), (100, 50)):
+            sampler = ImportanceNeighborhood(index, U, I, num_walks=num_walks,
+                                             num_traversals=2,
+                                             restart_prob=0.5, top_k=top_k)
+            secs = best_of({'x': lambda: sampler.all_neighborhoods(g)},
+                           max(1, args.repeat // 2))['x']
+            # The peer's time for walks of the same count and length.
+            scale = num_walks / walks
+            note = f'{secs / (peer * scale):.2f}x peer walk time, ' \
+                if peer else ''
+            rows.append((threads, f'ours: all-item neighbourhoods, '
+                         f'{num_walks} walks, T={top_k}',
+                         f'{I / secs:,.0f} items/s', secs,
+                         f'{note}{py_secs[num_walks] / secs:.0f}x faster '
+                         f'than per-node Python (extrapolated)'))
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'what':<{width}}  {'size':>22}  {'seconds':>9}  throughput")
-    for what, size, secs, rate in rows:
-        print(f'{what:<{width}}  {size:>22}  {secs:>9.3f}  {rate}')
+        pinsage = PinSageSampler(index, U, I, num_neighbors=[10, 10])
+        batch = torch.randperm(I, generator=g)[:512]
+        secs = best_of({'x': lambda: pinsage.sample(batch, g)},
+                       args.repeat)['x']
+        rows.append((threads, 'ours: PinSageSampler, 512 seeds, 2 layers, '
+                     'T=10', f'{512 / secs:,.0f} seeds/s', secs, ''))
+        print(f'threads {threads}: load average {load_before:.2f} before, '
+              f'{os.getloadavg()[0]:.2f} after')
+
+    width = max(len(r[1]) for r in rows)
+    print(f"{'thr':>3}  {'what':<{width}}  {'throughput':>18}  "
+          f"{'seconds':>8}  ratio")
+    for threads, what, rate, secs, ratio in rows:
+        print(f'{threads:>3}  {what:<{width}}  {rate:>18}  {secs:>8.4f}  '
+              f'{ratio}')
+    by = {(t, w): s for t, w, _, s, _ in rows}
+    counts = sorted({t for t, *_ in rows})
+    if len(counts) > 1:
+        print(f'time at {counts[-1]} threads / time at {counts[0]} thread:')
+        for what in dict.fromkeys(w for _, w, *_ in rows):
+            print(f'  {what}: '
+                  f'{by[(counts[-1], what)] / by[(counts[0], what)]:.2f}')
 
 
 if __name__ == '__main__':

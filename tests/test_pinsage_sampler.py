@@ -1,4 +1,5 @@
 import pickle
+from collections import Counter
 
 import pytest
 import torch
@@ -13,10 +14,12 @@ from pyg_lightgode.sampler import (
     PinSageNodeLoader,
     PinSageSampler,
     hard_negatives,
+    hop_subgraph,
     importance_neighbors,
     item_data,
     personalized_pagerank,
     resolve_rank_range,
+    top_visits,
     topk_visits,
 )
 
@@ -415,3 +418,70 @@ def test_sampler_bad_input():
                                batch_size=2)
     with pytest.raises(ValueError, match='input_nodes'):
         next(iter(loader))
+
+
+def reference_top_visits(visits, top_k, seeds=None):
+    r"""Counts per row with Python's Counter; ties: larger id first."""
+    out = []
+    for r, row in enumerate(visits.tolist()):
+        counts = Counter(v for v in row if v > 0 and (
+            seeds is None or v != int(seeds[r])))
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], -kv[0]))
+        out += [(r, v - 1, c) for v, c in ranked[:top_k]]
+    return out
+
+
+@pytest.mark.parametrize('width, top_k', [(1, 1), (8, 3), (40, 50)])
+def test_top_visits_against_counter(width, top_k):
+    g = gen(width)
+    visits = torch.randint(0, 6, (30, width), generator=g, dtype=torch.int32)
+    seeds = torch.randint(1, 6, (30, ), generator=g, dtype=torch.int32)
+    for s in (None, seeds):
+        row, node, count = top_visits(visits, 5, top_k, s)
+        got = list(zip(row.tolist(), node.tolist(), count.tolist()))
+        assert got == reference_top_visits(visits, top_k, s)
+
+
+def test_importance_neighborhood_across_blocks(monkeypatch):
+    import pyg_lightgode.sampler.importance as module
+
+    index, U, I = random_interactions()
+    sampler = ImportanceNeighborhood(index, U, I, num_walks=6, top_k=4,
+                                     exclude_seed=True)
+    monkeypatch.setattr(module, 'BLOCK_SIZE', 50)  # 4 seeds per block
+    visits = sampler.visits(torch.arange(I), gen(1))
+    assert visits.shape == (I, 12)
+    expected = importance_neighbors(visits, torch.arange(I), I, 4,
+                                    exclude_seed=True)
+    got = sampler(torch.arange(I), gen(1))
+    assert torch.equal(got[0], expected[0])
+    assert torch.equal(got[1], expected[1])
+
+
+def test_hop_subgraph_by_hand_and_errors():
+    edge_index = torch.tensor([[1, 2, 3, 4, 5, 0], [0, 0, 1, 2, 4, 3]])
+    weight = torch.tensor([1., 2., 3., 4., 5., 6.])
+    out = hop_subgraph(edge_index, weight, torch.tensor([0]), 2, 6)
+    assert out.node.tolist() == [0, 1, 2, 3, 4]
+    assert out.num_sampled_nodes == [1, 2, 2]
+    assert out.num_sampled_edges == [2, 2]
+    assert out.row.tolist() == [1, 2, 3, 4]
+    assert out.col.tolist() == [0, 0, 1, 2]
+    assert out.metadata[-1].tolist() == [1., 2., 3., 4.]
+    # Repeated seeds keep their positions and own neighbourhoods.
+    out = hop_subgraph(edge_index, None, torch.tensor([2, 0, 2]), 1, 6)
+    assert out.node.tolist() == [2, 0, 2, 1, 4]
+    assert out.col.tolist() == [0, 1, 1, 2]
+    assert out.row.tolist() == [4, 3, 0, 4]
+    assert out.metadata[-1].tolist() == [1., 1., 1., 1.]
+    with pytest.raises(ValueError, match='seeds'):
+        hop_subgraph(edge_index, None, torch.tensor([9]), 2, 6)
+    with pytest.raises(ValueError, match='empty'):
+        hop_subgraph(edge_index, None, torch.tensor([], dtype=torch.long), 2,
+                     6)
+    with pytest.raises(ValueError, match='outside the valid range'):
+        hop_subgraph(edge_index, None, torch.tensor([0]), 2, 4)
+    with pytest.raises(ValueError, match='num_hops'):
+        hop_subgraph(edge_index, None, torch.tensor([0]), 0, 6)
+    with pytest.raises(ValueError, match=r'shape \[6\]'):
+        hop_subgraph(edge_index, weight[:5], torch.tensor([0]), 1, 6)

@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -151,3 +153,40 @@ def test_bad_input():
         random_walk(rowptr, col, torch.tensor([0]), 2, generator=0)
     with pytest.raises(ValueError, match='item ids'):
         bipartite_csr(torch.tensor([[0], [9]]), 3, 5)
+
+
+def test_walks_across_blocks_and_thread_counts(monkeypatch):
+    module = sys.modules['pyg_lightgode.sampler.random_walk']
+    monkeypatch.setattr(module, 'BLOCK_SIZE', 64)  # many blocks
+    rowptr, col = csr_of(EDGES, 5)
+    start = torch.tensor([0, 1, 2, 3, 4])
+    trace = random_walk(rowptr, col, start, 5, 0.2, 50, generator=gen(3))
+    assert trace.shape == (250, 6) and trace.dtype == torch.long
+    assert trace[:, 0].tolist() == start.repeat_interleave(50).tolist()
+    assert_valid_trace(trace, set(EDGES))
+    assert (trace[150:, 1:] == -1).all()
+    # The random stream does not depend on the number of threads.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        again = random_walk(rowptr, col, start, 5, 0.2, 50, generator=gen(3))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(trace, again)
+
+
+def test_prepared_tables():
+    from pyg_lightgode.sampler import prepare_hops
+
+    rowptr, col = csr_of(EDGES, 5)
+    hop, = prepare_hops([(rowptr, col)])
+    # Shifted ids: row 0 is the ended walk; nodes 3 and 4 (no out-edge)
+    # point at the sentinel entry col[6] = 0.
+    assert hop.deg.tolist() == [0, 1, 3, 2, 0, 0]
+    assert hop.begin.tolist() == [6, 0, 1, 4, 6, 6]
+    assert hop.col.tolist() == [2, 1, 3, 5, 2, 4, 0]
+    assert hop.col.dtype == torch.int32
+    a = random_walk(rowptr, col, torch.tensor([0, 1]), 4, generator=gen(5))
+    b = metapath_random_walk([hop], torch.tensor([0, 1]), 4,
+                             generator=gen(5))
+    assert torch.equal(a, b)

@@ -85,7 +85,12 @@ def check_walk_args(start: Tensor, num_nodes: int, num_traversals: int,
                          f"{start.dtype})")
     start = start.long().view(-1)
     if start.numel() > 0:
-        lo, hi = torch.stack(torch.aminmax(start)).tolist()
+        # In blocks, as the walk (see BLOCK_SIZE).
+        lo, hi = torch.stack([
+            torch.stack(torch.aminmax(piece))
+            for piece in start.split(BLOCK_SIZE)
+        ]).t().tolist()
+        lo, hi = min(lo), max(hi)
         if lo < 0 or hi >= num_nodes:
             raise ValueError(f"'{name}' holds node ids in [{lo}, {hi}], "
                              f"outside the valid range [0, {num_nodes - 1}]")
