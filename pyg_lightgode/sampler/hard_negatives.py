@@ -1,4 +1,4 @@
-r"""Hard negatives for PinSage (SPEC 2.4): items ranked in a band of the
+r"""Hard negatives for PinSage: items ranked in a band of the
 personalised PageRank (PPR) from the query item -- "related but not too
 related".
 

@@ -1,4 +1,4 @@
-r"""Importance-based neighbourhoods of PinSage (SPEC 2.1): the top-:math:`T`
+r"""Importance-based neighbourhoods of PinSage: the top-:math:`T`
 nodes most visited by short random walks from a seed, weighted by their
 visit counts.
 
@@ -148,7 +148,7 @@ def check_top_k(top_k: int) -> None:
 
 
 class ImportanceNeighborhood:
-    r"""Samples PinSage importance neighbourhoods (SPEC 2.1): from every seed,
+    r"""Samples PinSage importance neighbourhoods: from every seed,
     :obj:`num_walks` random walks of at most :obj:`num_traversals`
     traversals (item -> user -> item on a user--item graph, one step on a
     homogeneous graph), terminating with probability :obj:`restart_prob`

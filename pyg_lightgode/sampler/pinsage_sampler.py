@@ -2,8 +2,7 @@ r"""A PyG :class:`~torch_geometric.sampler.BaseSampler` that builds PinSage
 minibatches on the ITEM graph (nodes = items) from importance
 neighbourhoods, so that PyG's :class:`~torch_geometric.loader.NodeLoader`
 and :class:`~torch_geometric.loader.LinkLoader` (with CPU workers) drive
-PinSage training and inference (SPEC 2.3, 2.4: producer--consumer
-minibatches).
+PinSage training and inference (producer--consumer minibatches).
 
 What a minibatch holds (:class:`PinSageNodeLoader`, :class:`PinSageLinkLoader`,
 for :math:`K` = :obj:`len(num_neighbors)` layers):
@@ -28,6 +27,16 @@ for :math:`K` = :obj:`len(num_neighbors)` layers):
   :obj:`sum(num_sampled_nodes[:K-l])` nodes from the edges
   :obj:`edge_index[:, :sum(num_sampled_edges[:K-l])]`; the output of the
   last layer is valid for the seeds :obj:`[:num_sampled_nodes[0]]`.
+
+This is the one minibatch format of the package:
+:meth:`~pyg_lightgode.nn.models.PinSage.forward` takes a batch as is
+(:obj:`model(batch.x, batch.edge_index, batch.edge_weight, n_id=batch.n_id,
+num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+num_sampled_edges_per_hop=batch.num_sampled_edges)`), and
+:func:`hop_subgraph` builds the same layout from one fixed neighbourhood
+graph. Within a hop, new items come in the order of the sampling blocks
+(:class:`~pyg_lightgode.sampler.ImportanceNeighborhood.blocks`), sorted by
+id within a block.
 
 Node batches also carry :obj:`input_id`, :obj:`batch_size` (= number of
 seeds); link batches :obj:`edge_label_index` / :obj:`edge_label` (binary) or

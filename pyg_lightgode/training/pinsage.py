@@ -1,4 +1,4 @@
-r"""PinSage training and embedding (SPEC 2.4, 2.5): item-to-item max-margin
+r"""PinSage training and embedding: item-to-item max-margin
 training (:func:`max_margin_loss`) on
 :class:`~pyg_lightgode.sampler.PinSageLinkLoader` minibatches (CPU workers
 sample while the model computes), shared random plus curriculum hard
@@ -195,7 +195,7 @@ def user_embedding(item_emb: Tensor, user_item_index: Tensor,
 def hard_negative_curriculum(epoch: int, max_hard_negatives: int) -> int:
     r"""Hard negatives per query in :obj:`epoch` (from 1): none in the first
     epoch, :math:`n - 1` in epoch :math:`n`, at most
-    :obj:`max_hard_negatives` (SPEC 2.4)."""
+    :obj:`max_hard_negatives`."""
     return max(0, min(int(epoch) - 1, int(max_hard_negatives)))
 
 
@@ -296,7 +296,7 @@ def pinsage_embeddings(
     user_weight: Optional[Tensor] = None, chunk_size: Optional[int] = None
 ) -> Tuple[Tensor, Tensor]:
     r"""User and item embeddings of a trained :class:`PinSage` for
-    retrieval (SPEC 2.5): every item is embedded ONCE, layer by layer
+    retrieval: every item is embedded ONCE, layer by layer
     (:meth:`PinSage.inference`), on one whole-catalogue importance
     neighbourhood (:func:`catalogue_neighborhood` with the walk arguments,
     or the given :obj:`neighborhood`); a user is the mean
@@ -498,7 +498,7 @@ def train_pinsage(model: PinSage, split: BipartiteSplit, epochs: int = 30,
                   progress: bool = True,
                   log: Optional[Callable[[Dict], None]] = None,
                   seed: int = 2020, **kwargs) -> TrainResult:
-    r"""Trains :class:`PinSage` item-to-item (SPEC 2.4) and restores the
+    r"""Trains :class:`PinSage` item-to-item and restores the
     weights of the best validation epoch.
 
     Positives are pairs of items co-engaged by a user in
