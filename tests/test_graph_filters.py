@@ -1011,7 +1011,7 @@ def test_unknown_svd_rejected_at_construction():
     (dict(k=0), "'k'"),
 ])
 def test_bspm_bad_options(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         BSPM(U, I, **kwargs)
 
 

@@ -13,6 +13,8 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from pyg_lightgode.validation import check_finite_float, check_positive_int
+
 #: :obj:`torchdiffeq` methods integrating on a fixed grid (take
 #: :obj:`step_size`).
 FIXED_STEP_METHODS = ('euler', 'midpoint', 'heun2', 'heun3', 'rk4',
@@ -55,16 +57,9 @@ def check_method(method: str, step_size: Optional[float] = None,
                 and math.isfinite(step_size) and step_size > 0):
             raise ValueError(f"'{prefix}step_size' must be a positive number "
                              f"(got {step_size!r})")
-    for name, value in (('rtol', rtol), ('atol', atol)):
-        if isinstance(value, bool) or not (isinstance(value, (int, float))
-                                           and math.isfinite(value)
-                                           and value > 0):
-            raise ValueError(f"'{name}' must be a positive number "
-                             f"(got {value!r})")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or \
-            max_steps < 1:
-        raise ValueError(f"'max_steps' must be a positive integer (got "
-                         f"{max_steps!r})")
+    check_finite_float(rtol, 'rtol', 0.0, strict=True)
+    check_finite_float(atol, 'atol', 0.0, strict=True)
+    check_positive_int(max_steps, 'max_steps')
 
 
 def parse_times(t: Times, name: str = 't') -> Tuple[List[float], bool]:

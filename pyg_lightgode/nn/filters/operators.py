@@ -29,6 +29,7 @@ from pyg_lightgode.nn.ode import (
     check_method,
     integrate,
 )
+from pyg_lightgode.validation import check_finite_float, check_positive_int
 
 #: Ways to compute the top-:math:`k` right singular vectors of
 #: :math:`\tilde{R}` in :func:`ideal_basis`.
@@ -360,14 +361,8 @@ class LinearFlow(NamedTuple):
 def check_flow(flow: LinearFlow, name: str,
                max_steps: int = DEFAULT_MAX_STEPS) -> None:
     r"""Validates one :class:`LinearFlow` (raising errors that name it)."""
-    if not (isinstance(flow.end, (int, float)) and math.isfinite(flow.end)
-            and flow.end >= 0) or isinstance(flow.end, bool):
-        raise ValueError(f"'{name}_t' must be a finite, non-negative time "
-                         f"(got {flow.end!r})")
-    if isinstance(flow.steps, bool) or not isinstance(flow.steps, int) or \
-            flow.steps < 1:
-        raise ValueError(f"'{name}_steps' must be a positive integer (got "
-                         f"{flow.steps!r})")
+    check_finite_float(flow.end, f'{name}_t', 0.0)
+    check_positive_int(flow.steps, f'{name}_steps')
     check_method(flow.method, prefix=f'{name}_', max_steps=max_steps)
     if flow.steps > max_steps:
         raise ValueError(f"'{name}_steps' ({flow.steps}) exceeds max_steps="
@@ -439,16 +434,9 @@ def turbo_item_item(graph, num_users: int, num_items: int,
     about 0.5 GB for Gowalla's :math:`\approx 4 \cdot 10^7` pairs, see
     BENCHMARKS.md).
     """
-    if not (isinstance(alpha, (int, float)) and math.isfinite(alpha)):
-        raise ValueError(f"'alpha' must be a finite number (got {alpha!r})")
-    if not (isinstance(power, (int, float)) and math.isfinite(power)
-            and power > 0):
-        raise ValueError(f"'power' must be a positive number (got "
-                         f"{power!r})")
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or \
-            block_size < 1:
-        raise ValueError(f"'block_size' must be a positive integer (got "
-                         f"{block_size!r})")
+    check_finite_float(alpha, 'alpha')
+    power = check_finite_float(power, 'power', 0.0, strict=True)
+    block_size = check_positive_int(block_size, 'block_size')
     norm = normalize_interactions(graph, num_users, num_items,
                                   user_power=alpha, item_power=1 - alpha,
                                   dtype=dtype)

@@ -32,24 +32,21 @@ from pyg_lightgode.nn.filters.operators import (
     turbo_item_item,
 )
 from pyg_lightgode.nn.ode import DEFAULT_MAX_STEPS
+from pyg_lightgode.validation import (
+    check_finite_float,
+    check_index_range,
+    check_positive_int,
+)
 
 
 def _check_count(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"'{name}' must be a positive integer (got "
-                         f"{value!r})")
-    return value
+    return check_positive_int(value, name)
 
 
 def _check_real(value, name: str, positive: bool = False,
                 non_negative: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not math.isfinite(value) or (positive and value <= 0) or \
-            (non_negative and value < 0):
-        what = ('a positive' if positive else
-                'a non-negative' if non_negative else 'a finite')
-        raise ValueError(f"'{name}' must be {what} number (got {value!r})")
-    return float(value)
+    return check_finite_float(value, name, 0.0 if positive or non_negative
+                              else None, strict=positive)
 
 
 def _check_svd(svd: str, niter: int) -> None:
@@ -64,17 +61,11 @@ def _check_svd(svd: str, niter: int) -> None:
 def check_user_ids(users: Tensor, num_users: int, name: str = 'users'
                    ) -> Tensor:
     r"""Validates a 1-D tensor of user ids (at the public boundary)."""
-    if not isinstance(users, Tensor) or users.dim() != 1 or \
-            users.is_floating_point() or users.dtype == torch.bool:
+    if not isinstance(users, Tensor) or users.dim() != 1:
         raise ValueError(f"'{name}' must be a 1-D integer tensor of user ids "
                          f"(got {users!r:.80})")
-    users = users.long()
-    if users.numel() > 0 and (int(users.min()) < 0
-                              or int(users.max()) >= num_users):
-        raise ValueError(f"'{name}' holds ids in [{int(users.min())}, "
-                         f"{int(users.max())}], outside the valid range "
-                         f"[0, {num_users - 1}]")
-    return users
+    return check_index_range(users, num_users, name, 'user ids',
+                             'num_users').long()
 
 
 class Scorer(torch.nn.Module):
@@ -210,6 +201,18 @@ class GraphFilter(Scorer):
     def fit(self, graph) -> 'GraphFilter':  # pragma: no cover
         raise NotImplementedError
 
+    def _fit_spectral(self, graph, with_basis: bool) -> 'GraphFilter':
+        r"""Fits :math:`\tilde{R}` and, if :obj:`with_basis`, the ideal
+        filter's basis (:obj:`k`, :obj:`svd`, :obj:`niter`, :obj:`seed`)."""
+        graph_ = normalize_interactions(graph, self.num_users, self.num_items)
+        basis = None
+        if with_basis:
+            basis = ideal_basis(graph_, self.k, self.svd, self.niter,
+                                seed=self.seed).vectors
+        self._fit_rows(graph)
+        self.graph, self.basis = graph_, basis
+        return self
+
     def user_rows(self, users: Tensor) -> Tensor:
         r"""The fitted interaction rows of :obj:`users` as item-major
         :obj:`[I, b]`."""
@@ -293,14 +296,7 @@ class GFCF(GraphFilter):
     def fit(self, graph) -> 'GFCF':
         r"""Fits to :obj:`graph` (an interaction index :obj:`[2, E]` or a
         sparse :obj:`[U, I]` matrix); returns :obj:`self`."""
-        graph_ = normalize_interactions(graph, self.num_users, self.num_items)
-        basis = None
-        if self.alpha > 0:
-            basis = ideal_basis(graph_, self.k, self.svd, self.niter,
-                                seed=self.seed).vectors
-        self._fit_rows(graph)
-        self.graph, self.basis = graph_, basis
-        return self
+        return self._fit_spectral(graph, self.alpha > 0)
 
     def filter(self, x: Tensor) -> Tensor:
         out = item_item(x, self.graph)
@@ -399,14 +395,7 @@ class BSPM(GraphFilter):
 
     def fit(self, graph) -> 'BSPM':
         r"""Fits to :obj:`graph`; returns :obj:`self`."""
-        graph_ = normalize_interactions(graph, self.num_users, self.num_items)
-        basis = None
-        if self.ideal is not None:
-            basis = ideal_basis(graph_, self.k, self.svd, self.niter,
-                                seed=self.seed).vectors
-        self._fit_rows(graph)
-        self.graph, self.basis = graph_, basis
-        return self
+        return self._fit_spectral(graph, self.ideal is not None)
 
     def _ideal_op(self, x: Tensor) -> Tensor:
         return ideal_filter(x, self.basis, self.graph.item_degree)
