@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch_geometric
 from torch_geometric.testing import assert_module
 from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
 from torch_geometric.utils import to_torch_csr_tensor
@@ -194,6 +195,8 @@ def test_output_is_unit_norm():
 
 
 def test_errors():
+    r"""Shape and dtype errors always; data errors (weights, ids) only under
+    :func:`torch_geometric.debug`, where the layer may read values."""
     with pytest.raises(ValueError, match="'pooling'"):
         PinSAGEConv(2, 2, pooling='sum')
     with pytest.raises(ValueError, match="sets 'aggr' from 'pooling'"):
@@ -205,12 +208,6 @@ def test_errors():
         conv(torch.randn(4, 3), EDGE_INDEX)
     with pytest.raises(ValueError, match=r'shape \[6\]'):
         conv(X, EDGE_INDEX, EDGE_WEIGHT[:5])
-    with pytest.raises(ValueError, match='negative'):
-        conv(X, EDGE_INDEX, -EDGE_WEIGHT)
-    with pytest.raises(ValueError, match='NaN'):
-        conv(X, EDGE_INDEX, torch.full((6, ), float('nan')))
-    with pytest.raises(ValueError, match='source ids'):
-        conv(X, torch.tensor([[7], [0]]))
     with pytest.raises(ValueError, match=r'\[2, E\]'):
         conv(X, torch.tensor([0, 1]))
     adj_t = to_torch_csr_tensor(EDGE_INDEX.flip(0), EDGE_WEIGHT, size=(4, 4))
@@ -218,11 +215,137 @@ def test_errors():
         conv(X, adj_t, EDGE_WEIGHT)
     with pytest.raises(ValueError, match='num_sources'):
         conv((torch.randn(5, 2), X), adj_t)
-    with pytest.raises(ValueError, match='negative'):
-        conv(X, to_torch_csr_tensor(EDGE_INDEX.flip(0), -EDGE_WEIGHT,
-                                    size=(4, 4)))
     with pytest.raises(TypeError, match='pair'):
         conv([X, X, X], EDGE_INDEX)
+
+    neg_adj_t = to_torch_csr_tensor(EDGE_INDEX.flip(0), -EDGE_WEIGHT,
+                                    size=(4, 4))
+    assert not torch_geometric.is_debug_enabled()
+    conv(X, EDGE_INDEX, -EDGE_WEIGHT)  # No value is read: no error.
+    conv(X, neg_adj_t)
+    with torch_geometric.debug():
+        with pytest.raises(ValueError, match='negative'):
+            conv(X, EDGE_INDEX, -EDGE_WEIGHT)
+        with pytest.raises(ValueError, match='NaN'):
+            conv(X, EDGE_INDEX, torch.full((6, ), float('nan')))
+        with pytest.raises(ValueError, match='source ids'):
+            conv(X, torch.tensor([[7], [0]]))
+        with pytest.raises(ValueError, match='target ids'):
+            conv(X, torch.tensor([[0], [-1]]))
+        with pytest.raises(ValueError, match="'adj_t.values'.*negative"):
+            conv(X, neg_adj_t)
+        coo = torch.sparse_coo_tensor(EDGE_INDEX.flip(0), -EDGE_WEIGHT,
+                                      (4, 4))
+        with pytest.raises(ValueError, match="'adj_t.values'.*negative"):
+            conv(X, coo)
+
+
+def test_forward_reads_no_values_outside_debug(monkeypatch):
+    r"""Outside debug mode no data check runs (each one would be a host
+    synchronisation)."""
+    import pyg_lightgode.nn.conv.pinsage_conv as module
+
+    def fail(*args, **kwargs):
+        raise AssertionError('a data check ran outside debug mode')
+
+    for name in ('check_index_range', 'check_finite'):
+        monkeypatch.setattr(module, name, fail)
+    conv = PinSAGEConv(2, 3)
+    adj_t = to_torch_csr_tensor(EDGE_INDEX.flip(0), EDGE_WEIGHT, size=(4, 4))
+    for args in ((EDGE_INDEX, EDGE_WEIGHT), (EDGE_INDEX, ), (adj_t, )):
+        conv(X, *args)
+    with torch_geometric.debug(), pytest.raises(AssertionError):
+        conv(X, EDGE_INDEX, EDGE_WEIGHT)
+
+
+@pytest.mark.parametrize('pooling', ['importance', 'max'])
+def test_compile_fullgraph_equals_eager(pooling):
+    r"""No host synchronisation, no graph break: the layer compiles into
+    one graph on an edge_index input."""
+    torch._dynamo.reset()
+    torch.manual_seed(7)
+    conv = PinSAGEConv(2, 3, hidden_channels=4, pooling=pooling).eval()
+    expected = conv(X, EDGE_INDEX, EDGE_WEIGHT)
+    compiled = torch.compile(conv, fullgraph=True, backend='aot_eager')
+    out = compiled(X, EDGE_INDEX, EDGE_WEIGHT)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(compiled(X, EDGE_INDEX), conv(X, EDGE_INDEX),
+                          atol=1e-6)
+
+
+# Per dtype: the tolerance of a result against float32 (about a few units
+# in the last place of the dtype).
+DTYPE_ATOL = {torch.float64: 1e-6, torch.float16: 5e-3,
+              torch.bfloat16: 4e-2}
+
+
+@pytest.mark.filterwarnings('ignore::UserWarning')
+@pytest.mark.parametrize('dtype', list(DTYPE_ATOL))
+@pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])
+def test_precision_matches_float32(dtype, pooling):
+    r"""float64, float16 and bfloat16 give the float32 result within the
+    dtype's tolerance, through edge_index and sparse inputs, zero output
+    rows included (a 1e-12 guard rounds to 0 in float16: no NaN)."""
+    torch.manual_seed(8)
+    x = torch.randn(6, 3)
+    x[5] = 0.  # Isolated target 5: ReLU(bias) = 0, a zero-norm row.
+    edge_index = torch.tensor([[1, 2, 0, 3, 3, 2, 5], [0, 0, 1, 1, 2, 2, 4]])
+    weight = torch.tensor([1., 3., 2., 600., 1., 1., 2.])
+    conv = PinSAGEConv(3, 4, pooling=pooling).eval()
+    with torch.no_grad():
+        conv.lin_update.bias.fill_(-0.01)
+    expected = conv(x, edge_index, weight)
+    assert expected[5].norm() == 0 and (expected.norm(dim=-1) > 0).sum() > 3
+    low = PinSAGEConv(3, 4, pooling=pooling).eval()
+    low.load_state_dict(conv.state_dict())
+    low = low.to(dtype)
+    forms = {'edge_index': (edge_index, weight)}
+    forms.update({name: (adj_t, ) for name, adj_t in sparse_forms(
+        edge_index, weight, 6, 6).items()})
+    for name, args in forms.items():
+        out = low(x.to(dtype), *args)
+        assert out.dtype == dtype, name
+        assert torch.isfinite(out).all(), name
+        assert torch.allclose(out.float(), expected,
+                              atol=DTYPE_ATOL[dtype]), (name, dtype)
+
+
+@pytest.mark.filterwarnings('ignore::UserWarning')
+@pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])
+def test_duplicate_edges_same_through_every_input_form(pooling):
+    r"""Repeated edges are never coalesced: each copy is one neighbour entry
+    with its own weight, through edge_index, an uncoalesced COO adjacency,
+    a CSR adjacency and a SparseTensor."""
+    from torch_geometric.index import index2ptr
+
+    torch.manual_seed(9)
+    # Target 0 hears 1 three times and 2 once; target 1 hears 0 twice.
+    edge_index = torch.tensor([[1, 2, 1, 1, 0, 3, 0], [0, 0, 0, 0, 1, 1, 1]])
+    weight = torch.tensor([1., 2., 3., 1., 4., 1., 0.5])
+    conv = PinSAGEConv(2, 3, pooling=pooling)
+    expected = conv(X, edge_index, weight)
+    neighbors = {u: [(int(s), float(w)) for (s, t), w in zip(
+        edge_index.t().tolist(), weight) if t == u] for u in range(4)}
+    # Targets 0 and 1 (2 and 3 hear nobody) against the node-by-node loop.
+    assert torch.allclose(expected[:2], reference(conv, X, X, neighbors)[:2],
+                          atol=1e-6)
+    perm = torch.argsort(edge_index[1], stable=True)
+    csr = torch.sparse_csr_tensor(index2ptr(edge_index[1, perm], 4),
+                                  edge_index[0, perm], weight[perm], (4, 4))
+    forms = {
+        'coo': torch.sparse_coo_tensor(edge_index.flip(0), weight, (4, 4)),
+        'csr': csr,
+    }
+    if WITH_TORCH_SPARSE:
+        forms['SparseTensor'] = SparseTensor(
+            row=edge_index[1], col=edge_index[0], value=weight,
+            sparse_sizes=(4, 4))
+    for name, adj_t in forms.items():
+        assert torch.allclose(conv(X, adj_t), expected, atol=1e-6), name
+    if pooling != 'mean':  # Importance and max ignore how copies are split.
+        merged = torch.sparse_coo_tensor(edge_index.flip(0), weight,
+                                         (4, 4)).coalesce()
+        assert torch.allclose(conv(X, merged), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize('pooling', ['importance', 'mean', 'max'])

@@ -234,16 +234,62 @@ def test_pinsage_inference_refuses_nan_features_always():
     assert torch.isfinite(model.inference(EDGE_INDEX, x=_features())).all()
 
 
-def test_pinsage_forward_checks_nan_features_in_debug_mode():
+def _pinsage_batch():
+    out = hop_subgraph(EDGE_INDEX, torch.tensor([1., 2., 1., 3., 1., 1.]),
+                       torch.tensor([0]), 2, 4)
+    return (torch.stack([out.row, out.col]), out.metadata[-1], None,
+            out.num_sampled_nodes, out.num_sampled_edges), out.node
+
+
+def test_pinsage_forward_checks_data_always():
+    r"""PinSage.forward is an entry point: it checks the data (NaN
+    features, ids, weights) outside debug mode too, while the layers read
+    no values there."""
     model = _pinsage()
-    out = hop_subgraph(EDGE_INDEX, None, torch.tensor([0]), 2, 4)
-    x = _features(nan=True)[out.node]
-    batch = (torch.stack([out.row, out.col]), out.metadata[-1], None,
-             out.num_sampled_nodes, out.num_sampled_edges)
-    model(x, *batch)  # The training path reads no values normally.
-    with torch_geometric.debug(), pytest.raises(ValueError,
-                                                match="'x' holds 1 NaN"):
-        model(x, *batch)
+    assert not torch_geometric.is_debug_enabled()
+    batch, node = _pinsage_batch()
+    edge_index, weight = batch[:2]
+    assert torch.isfinite(model(_features()[node], *batch)).all()
+    with pytest.raises(ValueError, match="'x' holds 1 NaN"):
+        model(_features(nan=True)[node], *batch)
+    x = _features()[node]
+    with pytest.raises(ValueError, match=r"'edge_index\[0\]' holds node "
+                       r"ids in \[.*outside"):
+        model(x, edge_index + torch.tensor([[99], [0]]), *batch[1:])
+    with pytest.raises(ValueError, match=r"'edge_index\[1\]' holds node "
+                       r"ids in \[-1"):
+        model(x, edge_index - torch.tensor([[0], [1]]), *batch[1:])
+    with pytest.raises(ValueError, match="'edge_weight' holds negative"):
+        model(x, edge_index, -weight, *batch[2:])
+    with pytest.raises(ValueError, match="'edge_weight' holds 1 NaN"):
+        model(x, edge_index, torch.cat([weight[:-1], weight[-1:] * NAN]),
+              *batch[2:])
+    with pytest.raises(ValueError, match=r"'edge_weight' must have shape"):
+        model(x, edge_index, weight[:-1], *batch[2:])
+    # Without per-hop counts: the whole given graph, sparse input included.
+    with pytest.raises(ValueError, match="'edge_index\\[0\\]'"):
+        model(_features(), torch.tensor([[4], [0]]))
+    adj_t = torch.sparse_coo_tensor(EDGE_INDEX.flip(0),
+                                    -torch.ones(6), (4, 4))
+    with pytest.raises(ValueError, match='negative'):
+        model(_features(), adj_t)
+
+
+def test_pinsage_forward_names_checks_only_on_failure(monkeypatch):
+    r"""PinSage.forward reads all its data checks in one host
+    synchronisation; the per-tensor checks of validation.py run only to
+    name a failure."""
+    import pyg_lightgode.nn.models.pinsage as model_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError('a per-tensor check ran on valid data')
+
+    model = PinSage(num_nodes=4, in_channels=3, hidden_channels=4,
+                    out_channels=2).eval()
+    batch, node = _pinsage_batch()
+    monkeypatch.setattr(model_module, 'check_finite', fail)
+    batch = (batch[0], batch[1], node) + batch[3:]
+    model(_features()[node], *batch)
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.float64])

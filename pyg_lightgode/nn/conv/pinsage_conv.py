@@ -9,7 +9,7 @@ from torch_geometric.index import ptr2index
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, SparseTensor
-from torch_geometric.utils import scatter, spmm
+from torch_geometric.utils import is_torch_sparse_tensor, scatter, spmm
 
 from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
 from pyg_lightgode.validation import (
@@ -23,15 +23,38 @@ from pyg_lightgode.validation import (
 POOLINGS = ('importance', 'mean', 'max')
 
 # Guard of the output l2-normalisation: an all-zero ReLU output stays zero
-# (instead of NaN) and keeps a finite gradient.
+# (instead of NaN) and keeps a finite gradient. It is applied in float32 (or
+# float64) so that it does not round to zero in half precision.
 NORM_EPS = 1e-12
+
+# Half-precision dtypes: per-target sums (weight totals, norms, sparse
+# products, which CPU kernels lack in half precision) run in float32.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    r"""The dtype sums are accumulated in for values of :obj:`dtype`:
+    float32 for float16 and bfloat16, :obj:`dtype` itself otherwise."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def l2_normalize(x: Tensor) -> Tensor:
+    r""":math:`\mathbf{x} / \max(\|\mathbf{x}\|_2, \epsilon)` row by row
+    with :math:`\epsilon = 10^{-12}`, computed in :func:`accumulate_dtype`
+    (in half precision the guard would round to zero and the squared norm
+    overflow) and returned in :obj:`x`'s dtype."""
+    acc = accumulate_dtype(x.dtype)
+    return F.normalize(x.to(acc), p=2.0, dim=-1, eps=NORM_EPS).to(x.dtype)
 
 
 def check_edge_weight(edge_weight: Tensor, num_edges: int,
-                      name: str = 'edge_weight') -> Tensor:
+                      name: str = 'edge_weight',
+                      check_values: bool = True) -> Tensor:
     r"""Validates importance weights: a 1-D floating tensor with one finite,
     non-negative entry per edge. Raises :class:`ValueError` naming
-    :obj:`name` otherwise."""
+    :obj:`name` otherwise. The shape and dtype are always checked; the
+    values (finite, :math:`\geq 0`, one host synchronisation) only if
+    :obj:`check_values`."""
     if not isinstance(edge_weight, Tensor):
         raise TypeError(f"'{name}' must be a torch.Tensor of shape "
                         f"[{num_edges}] (got {type(edge_weight).__name__})")
@@ -43,7 +66,7 @@ def check_edge_weight(edge_weight: Tensor, num_edges: int,
                          f"{edge_weight.dtype})")
     if not edge_weight.is_floating_point():
         edge_weight = edge_weight.float()
-    if edge_weight.numel() > 0:
+    if check_values and edge_weight.numel() > 0:
         check_finite(edge_weight, name)
         if bool((edge_weight < 0).any()):
             raise ValueError(f"'{name}' holds negative values (min "
@@ -59,10 +82,12 @@ def importance_weights(edge_weight: Tensor, index: Tensor,
     :math:`\alpha_e / \sum_{e' : index[e'] = index[e]} \alpha_{e'}`.
     Targets whose weights sum to zero keep weight zero on all their edges
     (they pool to the zero vector, as isolated targets do)."""
+    dtype = edge_weight.dtype
+    edge_weight = edge_weight.to(accumulate_dtype(dtype))
     total = scatter(edge_weight, index, dim=0, dim_size=num_targets,
                     reduce='sum')
     total = torch.where(total > 0, total, torch.ones_like(total))
-    return edge_weight / total[index]
+    return (edge_weight / total[index]).to(dtype)
 
 
 class PinSAGEConv(MessagePassing):
@@ -85,7 +110,9 @@ class PinSAGEConv(MessagePassing):
         \mathbf{z}_u^{\prime} &\leftarrow \mathbf{z}_u^{\prime} /
         \max(\| \mathbf{z}_u^{\prime} \|_2, \epsilon)
 
-    with :math:`\epsilon = 10^{-12}`, so an all-zero output stays zero.
+    with :math:`\epsilon = 10^{-12}`, so an all-zero output stays zero
+    (in float16 and bfloat16 the weight totals, the norm and sparse
+    products are computed in float32, and the output cast back).
     :obj:`pooling="mean"` replaces the importance weights by uniform ones
     and :obj:`pooling="max"` takes the element-wise maximum of the messages
     (the paper's pooling ablations). A target without neighbours (or whose
@@ -97,6 +124,21 @@ class PinSAGEConv(MessagePassing):
     depends on the neighbour :math:`v`, so it is computed once per source
     node and pooled afterwards (a sparse-dense product on sparse
     adjacencies).
+
+    **Repeated edges are never coalesced**: every copy of an edge (in an
+    :obj:`edge_index`, an uncoalesced COO or CSR adjacency or a
+    :class:`SparseTensor`) is one neighbour entry with its own weight, so
+    all input forms give the same result. Importance pooling depends on the
+    summed weight of the copies only (coalescing would not change it);
+    mean pooling counts each copy; max pooling ignores repeats.
+
+    **Checks**: shapes and dtypes are always checked. The data checks (ids
+    in range, finite non-negative weights, finite features) read values and
+    so synchronise with the device; they run only under
+    :func:`torch_geometric.debug`, so that :meth:`forward` never waits for
+    the device and compiles into one graph (:func:`torch.compile` with
+    :obj:`fullgraph=True`). :class:`~pyg_lightgode.nn.models.PinSage` runs
+    them at its entry points.
 
     Args:
         in_channels (int or tuple): Size of each input sample, or a
@@ -207,6 +249,16 @@ class PinSAGEConv(MessagePassing):
         x_src = F.dropout(x_src, p=self.dropout, training=self.training)
         messages = self.lin_neighbor(x_src).relu()
         size = (x_src.size(0), x_dst.size(0))
+        if is_torch_sparse_tensor(edge_index) and \
+                edge_index.layout == torch.sparse_coo:
+            self._check_adj_t_size(edge_index, size)
+            if edge_weight is not None:
+                is_sparse_adjacency(edge_index, edge_weight)  # raises
+            # COO entries as edges, copies kept apart (no coalescing).
+            edge_weight = check_edge_weight(
+                edge_index._values(), edge_index._nnz(), 'adj_t.values',
+                check_values=torch_geometric.is_debug_enabled())
+            edge_index = edge_index._indices().flip(0)
         if is_sparse_adjacency(edge_index, edge_weight):
             edge_index = self._pooling_adj_t(edge_index, messages, size)
             size = None
@@ -224,7 +276,7 @@ class PinSAGEConv(MessagePassing):
         x_dst = F.dropout(x_dst, p=self.dropout, training=self.training)
         out = self.lin_update(torch.cat([x_dst, pooled], dim=-1)).relu()
         if self.normalize:
-            out = F.normalize(out, p=2.0, dim=-1, eps=NORM_EPS)
+            out = l2_normalize(out)
         return out
 
     def message(self, x_j: Tensor, edge_weight: OptTensor) -> Tensor:
@@ -232,7 +284,17 @@ class PinSAGEConv(MessagePassing):
 
     def message_and_aggregate(self, adj_t: Adj, x: Tensor) -> Tensor:
         # Weights are already normalised per target (or unit for max).
-        return spmm(adj_t, x, reduce='max' if self.pooling == 'max' else 'sum')
+        reduce = 'max' if self.pooling == 'max' else 'sum'
+        if x.dtype not in HALF_DTYPES:
+            return spmm(adj_t, x, reduce=reduce)
+        # CPU sparse kernels lack half precision: accumulate in float32.
+        if isinstance(adj_t, SparseTensor):
+            value = adj_t.storage.value()  # None under max pooling
+            if value is not None:
+                adj_t = adj_t.set_value(value.float(), layout='coo')
+        else:
+            adj_t = adj_t.float()
+        return spmm(adj_t, x.float(), reduce=reduce).to(x.dtype)
 
     def _check_features(self, x: Tensor, channels: int, role: str,
                         weight: Tensor):
@@ -268,33 +330,43 @@ class PinSAGEConv(MessagePassing):
                              f"(neighbour -> target), got "
                              f"{list(edge_index.shape)}")
         check_index_dtype(edge_index, 'edge_index')
-        for row, bound, role in ((0, size[0], 'source'), (1, size[1],
-                                                          'target')):
-            check_index_range(edge_index[row], bound, 'edge_index',
-                              f'{role} ids')
+        debug = torch_geometric.is_debug_enabled()
+        if debug:  # Reads the ids: a host synchronisation.
+            for row, bound, role in ((0, size[0], 'source'),
+                                     (1, size[1], 'target')):
+                check_index_range(edge_index[row], bound, 'edge_index',
+                                  f'{role} ids')
         if edge_weight is not None:
-            edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
+            edge_weight = check_edge_weight(edge_weight, edge_index.size(1),
+                                            check_values=debug)
         return self._pooled_weights(edge_weight, edge_index[1], size[1],
                                     messages)
 
-    def _pooling_adj_t(self, adj_t: Adj, messages: Tensor,
-                       size: Tuple[int, int]) -> Adj:
+    @staticmethod
+    def _check_adj_t_size(adj_t: Adj, size: Tuple[int, int]):
         if adj_t.size(1) != size[0] or adj_t.size(0) != size[1]:
             raise ValueError(f"the sparse adjacency must have shape "
                              f"[num_targets, num_sources] = [{size[1]}, "
                              f"{size[0]}] (got {list(adj_t.size())})")
+
+    def _pooling_adj_t(self, adj_t: Adj, messages: Tensor,
+                       size: Tuple[int, int]) -> Adj:
+        self._check_adj_t_size(adj_t, size)
         num_dst = adj_t.size(0)
+        debug = torch_geometric.is_debug_enabled()
         if isinstance(adj_t, SparseTensor):
             value = adj_t.storage.value()
             if value is not None:
-                value = check_edge_weight(value, adj_t.nnz(), 'adj_t.values')
+                value = check_edge_weight(value, adj_t.nnz(), 'adj_t.values',
+                                          check_values=debug)
             value = self._pooled_weights(value, adj_t.storage.row(), num_dst,
                                          messages)
             return adj_t.set_value(value, layout='coo')
         if adj_t.layout != torch.sparse_csr:
             adj_t = adj_t.to_sparse_csr()
         crow, col = adj_t.crow_indices(), adj_t.col_indices()
-        value = check_edge_weight(adj_t.values(), col.numel(), 'adj_t.values')
+        value = check_edge_weight(adj_t.values(), col.numel(), 'adj_t.values',
+                                  check_values=debug)
         value = self._pooled_weights(value, ptr2index(crow, col.numel()),
                                      num_dst, messages)
         if value is None:  # max pooling: unit values

@@ -7,7 +7,6 @@ from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
-import torch_geometric
 from torch import Tensor
 from torch.nn import Embedding, ModuleList
 from torch_geometric.index import index2ptr
@@ -22,6 +21,7 @@ from pyg_lightgode.nn.conv.pinsage_conv import (
     PinSAGEConv,
     check_edge_weight,
 )
+from pyg_lightgode.nn.conv.utils import sparse_values
 from pyg_lightgode.validation import (
     check_finite,
     check_floating,
@@ -54,6 +54,49 @@ def _check_neighborhood(edge_index: Tensor, edge_weight: OptTensor,
     if edge_weight is not None:
         edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
     return edge_index, edge_weight
+
+
+def _check_forward_data(x: OptTensor, edge_index: Adj,
+                        edge_weight: OptTensor, num_rows: int) -> None:
+    r"""The data checks of :meth:`PinSage.forward` with one host
+    synchronisation: finite features, ids of a :obj:`[2, E]`
+    :obj:`edge_index` in :obj:`[0, num_rows - 1]`, finite non-negative
+    weights (or values of a sparse adjacency). Only if one fails, the
+    checks of :mod:`pyg_lightgode.validation` run again to name it."""
+    if isinstance(edge_index, Tensor) and edge_index.layout == torch.strided:
+        if edge_index.dim() != 2 or edge_index.size(0) != 2:
+            raise ValueError(f"'edge_index' must have shape [2, E] "
+                             f"(neighbour -> target), got "
+                             f"{list(edge_index.shape)}")
+        check_index_dtype(edge_index, 'edge_index')
+        index = edge_index
+    else:
+        index = None
+        edge_weight = sparse_values(edge_index) if edge_weight is None \
+            else edge_weight
+    if edge_weight is not None:  # Shape and kind first (no values read).
+        num_edges = edge_weight.numel() if index is None else index.size(1)
+        edge_weight = check_edge_weight(edge_weight, num_edges,
+                                        check_values=False)
+    flags = []
+    if x is not None and x.numel() > 0:
+        flags.append(torch.isfinite(x.detach()).logical_not().any())
+    if index is not None and index.numel() > 0:
+        flags.append((index < 0).any() | (index >= num_rows).any())
+    if edge_weight is not None and edge_weight.numel() > 0:
+        w = edge_weight.detach()
+        flags.append(torch.isfinite(w).logical_not().any() | (w < 0).any())
+    if not flags or not bool(torch.stack(
+            [f.to(flags[0].device) for f in flags]).any()):
+        return
+    if x is not None:
+        check_finite(x, 'x')
+    if index is not None:
+        for row in (0, 1):
+            check_index_range(index[row], num_rows, f'edge_index[{row}]',
+                              'node ids', 'number of input nodes')
+    if edge_weight is not None:
+        check_edge_weight(edge_weight, edge_weight.numel())
 
 
 def _check_hops(num_sampled_nodes_per_hop: Optional[List[int]],
@@ -276,9 +319,10 @@ class PinSage(torch.nn.Module):
             keeps and writes the nodes layer :math:`l + 1` reads. Otherwise
             those of all :obj:`N` nodes.
         """
-        if x is not None and torch_geometric.is_debug_enabled():
-            check_finite(x, 'x')  # The training path reads data in debug only.
         h = self.embed_input(x, n_id)
+        # The entry point checks the data (one host synchronisation); the
+        # layers then read no values (but under torch_geometric.debug()).
+        _check_forward_data(x, edge_index, edge_weight, h.size(0))
         if num_sampled_nodes_per_hop is None and \
                 num_sampled_edges_per_hop is None:
             for conv in self.convs:
