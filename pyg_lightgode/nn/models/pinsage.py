@@ -6,7 +6,6 @@ over a whole graph."""
 from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Embedding, ModuleList
 from torch_geometric.index import index2ptr
@@ -16,10 +15,10 @@ from torch_geometric.utils._trim_to_layer import TrimToLayer
 
 from pyg_lightgode.data.bipartite import quiet_sparse_csr
 from pyg_lightgode.nn.conv.pinsage_conv import (
-    NORM_EPS,
     POOLINGS,
     PinSAGEConv,
     check_edge_weight,
+    l2_normalize,
 )
 from pyg_lightgode.nn.conv.utils import sparse_values
 from pyg_lightgode.validation import (
@@ -284,7 +283,7 @@ class PinSage(torch.nn.Module):
         \mathbf{h} + \mathbf{g})`."""
         out = self.head_out(self.head_hidden(h).relu())
         if self.normalize_output:
-            out = F.normalize(out, p=2.0, dim=-1, eps=NORM_EPS)
+            out = l2_normalize(out)
         return out
 
     def forward(
