@@ -12,7 +12,7 @@ from typing import Any
 __version__ = '0.1.0'
 
 _SUBPACKAGES = ('cli', 'data', 'datasets', 'metrics', 'nn', 'sampler',
-                'training', 'utils')
+                'serving', 'training', 'utils', 'validation')
 
 __all__ = ['__version__']
 
