@@ -39,7 +39,7 @@ def test_benchmark_runner_quick_mode(tmp_path):
     assert hybrid['weights']['lightgode'] == 1.0 and hybrid['validation']
     assert 'select_val' in hybrid['seconds']
     rows = list(models.values())
-    study = [s for r in rows for s in r['study']]
+    study = [s for r in rows for s in r.get('study', [])]
     trained = {s['trained'] for s in study}
     assert {'MF (align+uniform)', 'MF-BPR', 'LightGCN-2'} <= trained
     layers = [s['layers'] for s in study
