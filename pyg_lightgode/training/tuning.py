@@ -31,13 +31,16 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
                      exclude: Optional[Interactions], num_users: int,
                      num_items: int, k: int = 20,
                      metrics: Sequence[str] = ('recall', 'ndcg'),
-                     batch_size: int = 1024, progress: bool = False
+                     batch_size: int = 1024, progress: bool = False,
+                     users: Optional[Tensor] = None
                      ) -> List[Dict[str, float]]:
     r"""All-item ranking metrics at :obj:`k` of every weighting in
     :obj:`weightings` (each maps part names to weights; missing names weigh
     0) of the standardised scores of :obj:`parts`, against
     :obj:`target_index` with :obj:`exclude` left out. Returns one
-    :obj:`{'recall@k': ..., 'ndcg@k': ...}` per weighting, in order."""
+    :obj:`{'recall@k': ..., 'ndcg@k': ...}` per weighting, in order.
+    :obj:`users` restricts the evaluation to these user ids (*e.g.* a
+    seeded sample for a quick screen)."""
     if not weightings:
         raise ValueError("'weightings' must hold at least one weighting")
     unknown = {name for w in weightings for name in w} - set(parts)
@@ -49,7 +52,7 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
     evaluator = RankingEvaluator(target_index, exclude=exclude,
                                  num_users=num_users, num_items=num_items,
                                  ks=(k, ), metrics=metrics,
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, users=users)
     collections = [
         LinkPredMetricCollection(
             {f'{name}@{k}': RANKING_METRICS[name](k)
