@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from pyg_lightgode.data.bipartite import quiet_sparse_csr
+from pyg_lightgode.data.bipartite import check_interactions, quiet_sparse_csr
 from pyg_lightgode.nn.ode import check_method
 
 #: The rules for a new node's :math:`\mathbf{E}_0` row.
@@ -113,29 +113,6 @@ def _check_count(value, name: str) -> int:
         raise ValueError(f"'{name}' must be an integer >= 0 (got "
                          f"{value!r})")
     return value
-
-
-def _check_index(index, num_users: int, num_items: int, name: str) -> Tensor:
-    if not isinstance(index, Tensor):
-        raise TypeError(f"'{name}' must be a torch.Tensor of shape [2, E] "
-                        f"(got {type(index).__name__})")
-    if index.dim() != 2 or index.size(0) != 2:
-        raise ValueError(f"'{name}' must have shape [2, E] with user ids in "
-                         f"row 0 and item ids in row 1 (got shape "
-                         f"{list(index.shape)})")
-    if index.is_floating_point() or index.dtype == torch.bool:
-        raise ValueError(f"'{name}' must hold integer ids (got "
-                         f"{index.dtype})")
-    index = index.long()
-    for row, size, what in ((0, num_users, 'user'), (1, num_items, 'item')):
-        if index.size(1) == 0:
-            break
-        lo, hi = int(index[row].min()), int(index[row].max())
-        if lo < 0 or hi >= size:
-            raise ValueError(f"'{name}' holds {what} ids in [{lo}, {hi}], "
-                             f"outside the valid range [0, {size - 1}] "
-                             f"({size} {what}s)")
-    return index
 
 
 # --------------------------------------------------------------------------
@@ -254,7 +231,7 @@ def one_step(user_e0: Tensor, item_e0: Tensor, edge_index: Tensor,
     item_e0 = _check_table(item_e0, 'item_e0')
     t = _check_time(t)
     U, I = user_e0.size(0), item_e0.size(0)
-    index = _check_index(edge_index, U, I, 'edge_index')
+    index = check_interactions(edge_index, U, I, 'edge_index')
     du = torch.bincount(index[0], minlength=U).to(user_e0.dtype)
     di = torch.bincount(index[1], minlength=I).to(item_e0.dtype)
     su, si = inv_sqrt_degree(du), inv_sqrt_degree(di)
@@ -385,8 +362,8 @@ class LightGODEFoldIn:
             raise ValueError(f"'compact_every' must be a number >= 0 (got "
                              f"{compact_every!r})")
         self.compact_every = float(compact_every)
-        index = _check_index(edge_index, user_emb.size(0), item_emb.size(0),
-                             'edge_index')
+        index = check_interactions(edge_index, user_emb.size(0),
+                                   item_emb.size(0), 'edge_index')
         dtype = user_emb.dtype
         self._user_e0 = _Rows(user_emb.clone())
         self._item_e0 = _Rows(item_emb.clone())
@@ -579,7 +556,7 @@ class LightGODEFoldIn:
             raise ValueError(f"at most {_KEY - 1} users and items")
         if edge_index is None:
             edge_index = self._ucol.new_empty(2, 0)
-        index = _check_index(edge_index, U, I, 'edge_index').to(
+        index = check_interactions(edge_index, U, I, 'edge_index').to(
             self._ucol.device)
         F_ = self.user_e0.size(1)
         for name, rows, n in (('user_e0', user_e0, nu),
