@@ -15,7 +15,6 @@ matrix times a dense matrix (:math:`\tilde{R} X` then :math:`\tilde{R}^\top
 (\cdot)`), the fastest layout of :func:`torch.sparse.mm` on CPU.
 """
 import math
-import warnings
 from typing import List, NamedTuple, Optional, Tuple
 
 import torch
@@ -23,6 +22,7 @@ from torch import Tensor
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
 
+from pyg_lightgode.data.bipartite import quiet_sparse_csr
 from pyg_lightgode.nn.ode import (
     DEFAULT_MAX_STEPS,
     FIXED_STEP_METHODS,
@@ -36,15 +36,20 @@ from pyg_lightgode.validation import check_finite_float, check_positive_int
 SVD_METHODS = ('krylov', 'lowrank', 'svds')
 
 
+def row_pointers(row: Tensor, num_rows: int) -> Tensor:
+    r"""CSR row pointers :obj:`[num_rows + 1]` of entries sorted by
+    :obj:`row`."""
+    crow = torch.zeros(num_rows + 1, dtype=torch.long, device=row.device)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_rows), 0)
+    return crow
+
+
 def _csr(row: Tensor, col: Tensor, value: Tensor, size: Tuple[int, int]
          ) -> Tensor:
-    r"""A CSR matrix from COO entries sorted by row (the torch sparse-CSR
-    'beta' warning is silenced: the package builds these on purpose)."""
-    crow = torch.zeros(size[0] + 1, dtype=torch.long, device=row.device)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=size[0]), 0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings('ignore', '.*Sparse CSR tensor support.*')
-        return torch.sparse_csr_tensor(crow, col, value, size=size,
+    r"""A CSR matrix from COO entries sorted by row."""
+    with quiet_sparse_csr():
+        return torch.sparse_csr_tensor(row_pointers(row, size[0]), col,
+                                       value, size=size,
                                        check_invariants=False)
 
 
@@ -265,8 +270,9 @@ def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'krylov',
     :obj:`method='lowrank'` runs the randomized range finder of
     :func:`torch.svd_lowrank` on the sparse matrix with :obj:`k +
     oversample` columns and :obj:`niter` power iterations (torch only,
-    seeded); :obj:`'svds'` calls SciPy's ARPACK :func:`scipy.sparse.linalg.svds`
-    (exact to solver tolerance, needs SciPy). See BENCHMARKS.md for their
+    seeded); :obj:`'svds'` calls SciPy's ARPACK
+    :func:`scipy.sparse.linalg.svds` (exact to solver tolerance, needs
+    SciPy). See BENCHMARKS.md for their
     measured time and accuracy on Gowalla.
 
     Memory: :math:`O((|U| + |I|) (k + \text{oversample}))` floats besides

@@ -27,6 +27,7 @@ from pyg_lightgode.nn.filters.operators import (
     interaction_matrix,
     item_item,
     normalize_interactions,
+    row_pointers,
     rows_to_item_major,
     solve_flow,
     turbo_item_item,
@@ -183,15 +184,12 @@ class GraphFilter(Scorer):
     def _fit_rows(self, graph) -> None:
         user, item, value = interaction_matrix(graph, self.num_users,
                                                self.num_items)
-        self._rowptr = torch.zeros(self.num_users + 1, dtype=torch.long,
-                                   device=user.device)
-        self._rowptr[1:] = torch.cumsum(
-            torch.bincount(user, minlength=self.num_users), 0)
+        self._rowptr = row_pointers(user, self.num_users)
         self._col, self._value = item, value
 
     @property
     def is_fitted(self) -> bool:
-        return self.graph is not None
+        return self._rowptr is not None
 
     def _require_fit(self) -> None:
         if not self.is_fitted:
@@ -485,9 +483,6 @@ class TurboCF(GraphFilter):
         matrix = turbo_item_item(graph, self.num_users, self.num_items,
                                  self.alpha, self.power, self.block_size)
         self._fit_rows(graph)
-        # The filter needs no normalised bipartite graph; keep a marker:
-        self.graph = NormalizedGraph(matrix, matrix, torch.empty(0),
-                                     torch.empty(0))
         self.item_item = matrix
         return self
 
