@@ -20,6 +20,11 @@ from pyg_lightgode.metrics.ranking import (
     Interactions,
     RankingEvaluator,
 )
+from pyg_lightgode.metrics.retrieval import (
+    dense_topk,
+    finish_topk,
+    mask_excluded,
+)
 from pyg_lightgode.nn.models.graph_filters import Scorer, standardize
 
 Weights = Dict[str, float]
@@ -72,16 +77,11 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
             for name in used:
                 if weighting.get(name, 0) != 0:
                     fused.add_(scores[name], alpha=weighting[name])
-            if excluded is not None:
-                fused[excluded[0], excluded[1]] = float('-inf')
-            index = fused.topk(min(k, num_items), dim=1).indices
-            # Excluded items never count; short lists are padded past the
-            # last item id (no label matches), as the evaluator does.
-            index[torch.gather(fused, 1, index) == float('-inf')] = \
-                num_items
-            if index.size(1) < k:
-                index = torch.nn.functional.pad(
-                    index, (0, k - index.size(1)), value=num_items)
+            mask_excluded(fused, excluded)
+            index, _ = finish_topk(*dense_topk(fused, k), k,
+                                   name="the fused parts' scores")
+            # Padding (-1) points past the last item: no label matches it.
+            index.masked_fill_(index < 0, num_items)
             collection.update(index, label_index)
     return [{name: float(value) for name, value in c.compute().items()}
             for c in collections]
