@@ -264,16 +264,12 @@ def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'krylov',
     :obj:`method='krylov'` (default) is a randomized block Krylov method:
     :obj:`niter` + 1 blocks of :obj:`k + oversample` columns through
     :math:`\tilde{P}` (the factored item--item product), one QR and a small
-    eigenproblem; see BENCHMARKS.md for its time and accuracy against
-    ARPACK on Gowalla, where :obj:`'lowrank'` (subspace iteration) needs
-    many more iterations.
-    :obj:`method='lowrank'` runs the randomized range finder of
-    :func:`torch.svd_lowrank` on the sparse matrix with :obj:`k +
+    eigenproblem. :obj:`method='lowrank'` runs the randomized range
+    finder of :func:`torch.svd_lowrank` on the sparse matrix with :obj:`k +
     oversample` columns and :obj:`niter` power iterations (torch only,
     seeded); :obj:`'svds'` calls SciPy's ARPACK
     :func:`scipy.sparse.linalg.svds` (exact to solver tolerance, needs
-    SciPy). See BENCHMARKS.md for their
-    measured time and accuracy on Gowalla.
+    SciPy). ``benchmarks/bench_svd.py`` compares their time and accuracy.
 
     Memory: :math:`O((|U| + |I|) (k + \text{oversample}))` floats besides
     the graph.
