@@ -124,18 +124,38 @@ def cache_path(args, settings: dict) -> Optional[str]:
 def lightgode_tables(args, split, opts, common):
     r"""LightGODE trained with the dataset's tuned settings: from the cache
     when an entry with the same settings exists, else trained (and cached).
-    Returns ``(user_emb, item_emb, info)`` with the training figures."""
-    from pyg_lightgode.nn.models import LightGODE
-    from pyg_lightgode.training.recipes import (
-        LIGHTGODE_SETTINGS,
-        train_lightgode,
-    )
+    Returns ``(user_emb, item_emb, info, test_tables)`` with the training
+    figures. With ``--refit`` (and a validation part), ``test_tables`` are
+    the tables retrained on training + validation for the epoch count
+    selected on validation, with no evaluation during that run; else
+    None."""
+    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
     tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                    LIGHTGODE_SETTINGS['movielens100k'])
     opts = dict(opts, **{key: tuned[key]
                          for key in ('batch_size', 'lr', 'weight_decay')})
     settings = dict(dataset=args.dataset, seed=args.seed, dim=64,
                     gamma=tuned['gamma'], sparse=tuned['sparse'], **opts)
+    users, items, info = cached_tables(args, split, settings, opts, common,
+                                       tuned)
+    if not args.refit or split.val_index is None:
+        return users, items, info, None
+    epochs = max(1, info['best_epoch'])
+    refit_opts = dict(opts, epochs=epochs, patience=None)
+    refit_users, refit_items, refit_info = cached_tables(
+        args, split.merge_validation(),
+        dict(settings, refit_epochs=epochs), refit_opts,
+        dict(common, validate=False), tuned)
+    info = dict(info, refit=refit_info,
+                train_seconds=info['train_seconds'] +
+                refit_info['train_seconds'])
+    return users, items, info, (refit_users, refit_items)
+
+
+def cached_tables(args, split, settings, opts, common, tuned):
+    r"""One LightGODE training run on :obj:`split`, through the cache."""
+    from pyg_lightgode.nn.models import LightGODE
+    from pyg_lightgode.training.recipes import train_lightgode
     path = cache_path(args, settings)
     if path and os.path.exists(path):
         entry = torch.load(path, weights_only=True)
@@ -191,13 +211,14 @@ def run_filter(args, split, name) -> dict:
 def run_hybrid(args, split, opts, common) -> dict:
     from pyg_lightgode.training.hybrid import fit_hybrid
     from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
-    users, items, info = lightgode_tables(args, split, opts, common)
+    users, items, info, test_tables = lightgode_tables(args, split, opts,
+                                                       common)
     tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                    LIGHTGODE_SETTINGS['movielens100k'])
     t = tuned['t'] if args.t is None else args.t
     parts = [p for p in args.hybrid_parts.split(',') if p]
     (fusion, report), fit_s = timed(lambda: fit_hybrid(
-        split, users, items, parts=parts, t=t))
+        split, users, items, parts=parts, t=t, test_tables=test_tables))
     metrics, score_s = timed(lambda: scorer_metrics(split, fusion.score))
     seconds = {'train_lightgode': info['train_seconds'],
                **report['seconds'], 'score_and_rank': score_s}
@@ -237,9 +258,14 @@ def run_model(args) -> dict:
         tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                        LIGHTGODE_SETTINGS['movielens100k'])
         t = tuned['t'] if args.t is None else args.t
-        table_u, table_i, info = lightgode_tables(args, split, opts, common)
+        table_u, table_i, info, refit = lightgode_tables(args, split, opts,
+                                                         common)
+        graph = split.train_index
+        if refit is not None:  # Refitted on, and propagated over, all known.
+            from pyg_lightgode.training.hybrid import known_graph
+            (table_u, table_i), graph = refit, known_graph(split, 'test')
         (users, items), prop_s = timed(lambda: propagate_tables(
-            table_u, table_i, split.train_index, t=t))
+            table_u, table_i, graph, t=t))
         if args.study:
             model = lightgode_from_tables(split, table_u, table_i, t=t)
             study = study_rows(model, split, 'MF (align+uniform)')
@@ -381,6 +407,10 @@ def main(argv=None):
     add('--cache', default=None,
         help="folder for LightGODE's trained tables, shared by the "
         "lightgode and hybrid rows")
+    add('--refit', action='store_true',
+        help='LightGODE (and the hybrid): after selecting the epoch count on '
+        'validation, retrain on training + validation for that many epochs '
+        'and propagate over both at test time')
     add('--hybrid-parts', default='bspm,gfcf',
         help='filters fused with LightGODE in the hybrid')
     add('--t', type=float, default=None,

@@ -80,3 +80,27 @@ def test_benchmark_runner_filters_on_yelp2018_fixture(tmp_path):
     # The hybrid reused the lightgode row's tables from the cache:
     training = models['hybrid']['lightgode_training']
     assert training == {key: models['lightgode'][key] for key in training}
+
+
+@pytest.mark.slow
+def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
+    r"""``--refit``: LightGODE selects its epoch count on validation, is
+    retrained on training + validation for exactly that many epochs
+    (cached under its own key), and the hybrid's test stage uses those
+    tables."""
+    out = tmp_path / 'rows.json'
+    proc = subprocess.run([
+        sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--dataset',
+        'yelp2018', '--root', str(tmp_path / 'data'), '--raw-dir',
+        str(FIXTURE), '--mode', 'full', '--epochs', '3', '--patience', '1',
+        '--models', 'lightgode,hybrid', '--refit', '--hybrid-parts', 'gfcf',
+        '--cache', str(tmp_path / 'cache'), '--json', str(out)
+    ], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    models = json.loads(out.read_text())['models']
+    info = models['lightgode']
+    refit = info['refit']
+    assert 1 <= info['best_epoch'] <= info['epochs_run'] <= 3
+    assert refit['epochs_run'] == refit['best_epoch'] == info['best_epoch']
+    assert len(list((tmp_path / 'cache').iterdir())) == 2
+    assert models['hybrid']['lightgode_training']['refit'] == refit

@@ -204,6 +204,18 @@ class BipartiteSplit:
             known.append(self.val_index)
         return known
 
+    def merge_validation(self) -> 'BipartiteSplit':
+        r"""The split for the final fit after selection on validation: the
+        validation interactions joined to the training ones, no validation
+        part, the same test part (*e.g.* retrain for the epoch count chosen
+        on validation, then evaluate on test)."""
+        val = self.part('val')
+        return BipartiteSplit(
+            self.num_users, self.num_items,
+            torch.cat([self.train_index, val], dim=1), self.test_index,
+            user_x=self.user_x, item_x=self.item_x, user_ids=self.user_ids,
+            item_ids=self.item_ids, name=self.name)
+
     def stats(self) -> Dict[str, int]:
         out = {'num_users': self.num_users, 'num_items': self.num_items,
                'num_train': self.train_index.size(1),

@@ -20,7 +20,9 @@ of LightGODE's propagated tables and filters (:class:`ScoreFusion`).
 2. *Test stage*: with the weights fixed, the filters are refitted and the
    tables re-propagated over training **and** validation interactions (both
    are known at test time; propagation happens after training, so the
-   validation edges enter without any gradient step).
+   validation edges enter without any gradient step). Tables refitted on
+   training + validation for the validation-selected epoch count can be
+   passed as :obj:`test_tables` (``benchmarks/run.py`` does so).
 """
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -111,7 +113,9 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                coarse: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0,
                                           3.0),
                refine: Sequence[float] = (),
-               progress: bool = False) -> Tuple[ScoreFusion, Dict]:
+               progress: bool = False,
+               test_tables: Optional[Tuple[Tensor, Tensor]] = None
+               ) -> Tuple[ScoreFusion, Dict]:
     r"""Fits the hybrid of trained LightGODE tables (:obj:`user_emb`,
     :obj:`item_emb`: :math:`\mathbf{E}_0`, before propagation) and the
     filters :obj:`parts` on :obj:`split` (which must have a validation
@@ -120,7 +124,10 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     once per user batch, see :func:`select_fusion`). Returns the test-stage
     :class:`ScoreFusion` (filters fitted on training + validation) and a
     report: the selected weights, every validation row, seconds per
-    stage."""
+    stage. :obj:`test_tables` are tables refitted on training +
+    validation (:meth:`BipartiteSplit.merge_validation`, for the epoch count
+    chosen on validation) to use in the test stage instead of
+    :obj:`user_emb`, :obj:`item_emb`."""
     if split.val_index is None or split.val_index.numel() == 0:
         raise ValueError("fit_hybrid needs a validation part in 'split' "
                          "(e.g. load_dataset(..., val_ratio=0.1))")
@@ -132,9 +139,10 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     num_users, num_items = split.num_users, split.num_items
     seconds: Dict[str, float] = {}
 
-    def stage(graph: Tensor, tag: str) -> Dict[str, object]:
+    def stage(graph: Tensor, tag: str, tables: Tuple[Tensor, Tensor]
+              ) -> Dict[str, object]:
         start = time.perf_counter()
-        users, items = propagate_tables(user_emb, item_emb, graph, t, method)
+        users, items = propagate_tables(*tables, graph, t, method)
         out = {'lightgode': EmbeddingScorer(users, items)}
         seconds[f'propagate_{tag}'] = time.perf_counter() - start
         for name in parts:
@@ -144,7 +152,13 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
             seconds[f'fit_{name}_{tag}'] = time.perf_counter() - start
         return out
 
-    val_parts = stage(known_graph(split, 'val'), 'val')
+    if test_tables is not None and (
+            len(test_tables) != 2 or test_tables[0].shape != user_emb.shape
+            or test_tables[1].shape != item_emb.shape):
+        raise ValueError(f"'test_tables' must be (user, item) tables shaped "
+                         f"like 'user_emb' {list(user_emb.shape)} and "
+                         f"'item_emb' {list(item_emb.shape)}")
+    val_parts = stage(known_graph(split, 'val'), 'val', (user_emb, item_emb))
     start = time.perf_counter()
     weights, rows = select_fusion(val_parts, split.val_index,
                                   split.known_interactions('val'), num_users,
@@ -153,7 +167,8 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                                   progress=progress)
     seconds['select_val'] = time.perf_counter() - start
     del val_parts
-    test_parts = stage(known_graph(split, 'test'), 'test')
+    test_parts = stage(known_graph(split, 'test'), 'test',
+                       test_tables or (user_emb, item_emb))
     names = [name for name in test_parts if weights.get(name, 0) > 0]
     fusion = ScoreFusion([test_parts[name] for name in names],
                          [weights[name] for name in names])

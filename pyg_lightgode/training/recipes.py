@@ -87,7 +87,8 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
                    seed: int = 2020, checkpoint: Optional[str] = None,
                    resume: bool = True, progress: bool = True,
                    log: Optional[Callable[[Dict], None]] = None,
-                   sample_fn: Optional[Callable] = None) -> TrainResult:
+                   sample_fn: Optional[Callable] = None,
+                   validate: bool = True) -> TrainResult:
     r"""The shared loop of every recipe: shuffled batches of training pairs,
     :obj:`loss_fn(*batch, generator)` minimised with Adam (SparseAdam
     for sparse embeddings), validation NDCG@:obj:`val_k` of
@@ -95,7 +96,10 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
     stopping with restore of the best weights, checkpoint/resume, seeds.
     :obj:`batch` is :obj:`(users, items)`, or what
     :obj:`sample_fn(users, items, generator)` makes of it (e.g. adds
-    negatives).
+    negatives). With :obj:`validate=False` nothing is evaluated and the
+    weights of the last of :obj:`epochs` epochs are kept: the final fit on
+    :meth:`~pyg_lightgode.data.BipartiteSplit.merge_validation` for an
+    epoch count chosen on validation (never on test).
 
     Under :mod:`torch.distributed` (see
     :mod:`pyg_lightgode.training.distributed`) the same call runs on every
@@ -112,7 +116,10 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
     """
     seed_everything(seed)
     generator = torch.Generator().manual_seed(seed)
-    evaluator = validation_evaluator(split, val_k)
+    if not validate and patience is not None:
+        raise ValueError("'patience' needs validation: pass patience=None "
+                         "with validate=False")
+    evaluator = validation_evaluator(split, val_k) if validate else None
     optimizers = make_optimizer(model, lr, weight_decay)
     rank, world_size = get_rank(), get_world_size()
     if batch_size < world_size:
@@ -149,7 +156,7 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
             opt.step()
         return loss.detach()
 
-    def validate() -> float:
+    def score() -> float:
         return evaluator(*embed_fn())[f'ndcg@{val_k}']
 
     batches = InteractionBatches(split.train_index, batch_size, generator)
@@ -162,7 +169,7 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
     trainer = Trainer(model, optimizers, max_epochs=epochs, patience=patience,
                       checkpoint=checkpoint, resume=resume,
                       generator=generator, progress=progress, log=log)
-    return trainer.fit(epoch_batches, step, validate)
+    return trainer.fit(epoch_batches, step, score if validate else None)
 
 
 def train_lightgode(model, split: BipartiteSplit, epochs: int = 300,
