@@ -385,3 +385,25 @@ def test_scorer_bad_input():
     with pytest.raises(ValueError, match="'users' holds ids"):
         recommend_from_scorer(lambda u: USER_EMB[u], 4, 6,
                               users=torch.tensor([4]))
+
+
+def test_evaluator_batches_are_the_ranked_users_with_their_exclusions():
+    from pyg_lightgode.metrics.retrieval import mask_excluded
+    gen = torch.Generator().manual_seed(3)
+    U, I = 9, 12
+    train = torch.stack([torch.randint(0, U, (30, ), generator=gen),
+                         torch.randint(0, I, (30, ), generator=gen)])
+    test = torch.tensor([[0, 0, 2, 5, 8], [1, 3, 4, 4, 11]])
+    evaluator = RankingEvaluator(test, exclude=train, num_users=U,
+                                 num_items=I, ks=(3, ), batch_size=2)
+    batches = evaluator.batches(U, I)
+    users = torch.cat([b[0] for b in batches])
+    assert users.tolist() == [0, 2, 5, 8]  # Only users with a test item.
+    scores = torch.randn(U, I, generator=gen)
+    for batch_users, excluded, _ in batches:
+        masked = mask_excluded(scores[batch_users].clone(), excluded)
+        for row, user in enumerate(batch_users.tolist()):
+            seen = set(train[1, train[0] == user].tolist())
+            assert {i for i in range(I)
+                    if masked[row, i] == float('-inf')} == seen
+    assert evaluator.batches(U, I) is batches  # Built once.

@@ -475,13 +475,18 @@ class RankingEvaluator:
             if num_users is None or num_items is None:
                 raise ValueError("'num_users' and 'num_items' must be given "
                                  "together")
-            self._prepare(num_users, num_items)
+            self.batches(num_users, num_items)
 
-    def _prepare(self, num_users: int, num_items: int,
+    def batches(self, num_users: int, num_items: int,
                  device: Optional[torch.device] = None) -> list:
-        r"""Builds (once per size and device) the user batches with their
-        excluded and test items: :obj:`(batch_users, excluded,
-        label_index)`."""
+        r"""The user batches this evaluator ranks, built once per size and
+        device: a list of :obj:`(batch_users, excluded, label_index)` with
+        the batch's user ids, its excluded items (for
+        :func:`~pyg_lightgode.metrics.retrieval.mask_excluded`) and its
+        held-out items in :class:`torch_geometric.metrics` label form. For
+        code that ranks several candidates per batch (*e.g.* a grid of
+        fusion weights, :func:`pyg_lightgode.training.tuning.evaluate_fusions`)
+        with the evaluator's exclusions and users."""
         if (num_users, num_items) not in self._cache:
             cpu = torch.device('cpu')  # Built on CPU, moved per device.
             test = UserItemCSR(_to_device(self.test_index, cpu), num_users,
@@ -526,7 +531,7 @@ class RankingEvaluator:
                              f"{num_items} rows, but the evaluator was built "
                              f"for num_users={self.num_users}, "
                              f"num_items={self.num_items}")
-        batches = self._prepare(num_users, num_items, user_emb.device)
+        batches = self.batches(num_users, num_items, user_emb.device)
         self.collection.to(user_emb.device).reset()
         for batch_users, excluded, label_index in batches:
             index, _ = exact_topk(user_emb[batch_users], item_emb,
@@ -572,13 +577,13 @@ class RankingEvaluator:
                              f"num_users={self.num_users}, "
                              f"num_items={self.num_items}")
         device = torch.device('cpu' if device is None else device)
-        batches = self._prepare(num_users, num_items, device)
+        batches = self.batches(num_users, num_items, device)
         self.collection.reset()
         for i, (batch_users, excluded, label_index) in enumerate(batches):
             index, _ = _scorer_topk_batch(scorer, batch_users, num_items,
                                           self.ks[-1], excluded)
             if index.device != device:  # Count where the scores are.
-                label_index = self._prepare(num_users, num_items,
+                label_index = self.batches(num_users, num_items,
                                             index.device)[i][2]
             self.collection.to(index.device)
             self._update(index, label_index, num_items)

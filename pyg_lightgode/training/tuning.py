@@ -63,7 +63,7 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
             {f'{name}@{k}': RANKING_METRICS[name](k)
              for name in metrics}) for _ in weightings
     ]
-    batches = evaluator._prepare(num_users, num_items)
+    batches = evaluator.batches(num_users, num_items)
     iterator = batches
     if progress:
         from tqdm import tqdm
