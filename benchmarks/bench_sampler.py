@@ -18,7 +18,22 @@ item popularity). Measures:
   walks, T = 50), as a multiple of the peer's time for the same number of
   walk steps and against a per-node Python implementation (timed on
   --subset seeds and extrapolated);
+* the same all-item neighbourhoods through DGL's ``PinSAGESampler`` (every
+  item a seed, same walks, traversals, termination and T), timed
+  interleaved with ours and reported as ours / DGL time, when DGL imports;
 * one PinSageSampler minibatch (512 seeds, 2 layers, T = 10).
+
+DGL is an optional peer, not a dependency: without it the script says so
+and skips its rows. DGL 2.1.0 from PyPI installs beside the venv with
+
+    pip install --no-deps --target /tmp/dgl_pkg dgl==2.1.0
+    PYTHONPATH=/tmp/dgl_pkg python benchmarks/bench_sampler.py
+
+Its ``import dgl`` imports ``dgl.graphbolt``, which needs ``torchdata`` and
+a C++ library built for an older torch; ``dgl.sampling`` does not use it,
+so :func:`import_dgl` puts an empty module in its place first. DGL's C++
+kernels use the same OpenMP runtime as torch; the script sets both
+``torch.set_num_threads`` and ``dgl.utils.set_num_threads``.
 
 Every timing is the best of --repeat runs, the runs of ours and of the peer
 interleaved; the load average (1 min) is printed before and after each
@@ -31,7 +46,9 @@ import argparse
 import os
 import platform
 import random
+import sys
 import time
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -74,6 +91,35 @@ def synthetic(num_users, num_items, num_edges, seed=0):
     ]).unique(dim=1)
     keep = torch.randperm(index.size(1), generator=g)[:num_edges]
     return index[:, keep], num_users, num_items
+
+
+def import_dgl():
+    r"""DGL with ``dgl.graphbolt`` stubbed out, or the reason it is
+    absent."""
+    stub = 'dgl.graphbolt' not in sys.modules
+    if stub:
+        sys.modules['dgl.graphbolt'] = types.ModuleType('dgl.graphbolt')
+    try:
+        import dgl
+        import dgl.sampling  # noqa: F401
+    except Exception as e:  # Not installed, or built for another torch.
+        if stub:
+            sys.modules.pop('dgl.graphbolt', None)
+        return None, f'{type(e).__name__}: {e}'
+    return dgl, None
+
+
+def dgl_pinsage(dgl, index, U, I, num_walks, top_k):
+    r"""DGL's ``PinSAGESampler`` on the user--item graph, CSR built."""
+    graph = dgl.heterograph({
+        ('u', 'ui', 'i'): (index[0], index[1]),
+        ('i', 'iu', 'u'): (index[1], index[0]),
+    }, num_nodes_dict={'u': U, 'i': I})
+    graph.create_formats_()
+    return dgl.sampling.PinSAGESampler(graph, 'i', 'u', num_traversals=2,
+                                       termination_prob=0.5,
+                                       num_random_walks=num_walks,
+                                       num_neighbors=top_k)
 
 
 def python_neighborhoods(item_users, user_items, seeds, num_walks,
@@ -129,6 +175,11 @@ def main():
                       'random_walk', None)
     if peer_op is None:
         print('torch_sparse.random_walk is not installed: no peer')
+    dgl, why = import_dgl()
+    if dgl is None:
+        print(f'DGL is absent ({why}): no PinSAGESampler rows')
+    else:
+        print(f'DGL {dgl.__version__} (dgl.graphbolt stubbed)')
 
     g = torch.Generator().manual_seed(args.seed)
     item_csr, user_csr = bipartite_csr(index, U, I)
@@ -159,6 +210,8 @@ def main():
     rows = []
     for threads in [int(t) for t in args.threads.split(',')]:
         torch.set_num_threads(threads)
+        if dgl is not None:
+            dgl.utils.set_num_threads(threads)
         load_before = os.getloadavg()[0]
         fns = {
             'ours: random_walk (tables built in the call)':
@@ -181,17 +234,31 @@ def main():
             sampler = ImportanceNeighborhood(index, U, I, num_walks=num_walks,
                                              num_traversals=2,
                                              restart_prob=0.5, top_k=top_k)
-            secs = best_of({'x': lambda: sampler.all_neighborhoods(g)},
-                           max(1, args.repeat // 2))['x']
+            fns = {'ours': lambda: sampler.all_neighborhoods(g)}
+            if dgl is not None:
+                dgl_sampler = dgl_pinsage(dgl, index, U, I, num_walks, top_k)
+                items = torch.arange(I)
+                fns['dgl'] = lambda: dgl_sampler(items)
+            took = best_of(fns, max(1, args.repeat // 2))
+            secs = took['ours']
             # The peer's time for walks of the same count and length.
             scale = num_walks / walks
             note = f'{secs / (peer * scale):.2f}x peer walk time, ' \
                 if peer else ''
+            if dgl is not None:
+                note = f'{secs / took["dgl"]:.2f}x DGL time, {note}'
             rows.append((threads, f'ours: all-item neighbourhoods, '
                          f'{num_walks} walks, T={top_k}',
                          f'{I / secs:,.0f} items/s', secs,
                          f'{note}{py_secs[num_walks] / secs:.0f}x faster '
                          f'than per-node Python (extrapolated)'))
+            if dgl is not None:
+                secs = took['dgl']
+                rows.append((threads, f'DGL: PinSAGESampler, all items, '
+                             f'{num_walks} walks, T={top_k}',
+                             f'{I / secs:,.0f} items/s', secs,
+                             f'{secs / (peer * scale):.2f}x peer walk time'
+                             if peer else ''))
 
         pinsage = PinSageSampler(index, U, I, num_neighbors=[10, 10])
         batch = torch.randperm(I, generator=g)[:512]
