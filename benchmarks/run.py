@@ -216,9 +216,15 @@ def run_hybrid(args, split, opts, common) -> dict:
     tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                    LIGHTGODE_SETTINGS['movielens100k'])
     t = tuned['t'] if args.t is None else args.t
+    if args.hybrid_t:
+        t = [float(value) for value in args.hybrid_t.split(',')]
     parts = [p for p in args.hybrid_parts.split(',') if p]
+    popularity = [float(value) for value in
+                  args.hybrid_popularity.split(',') if value]
     (fusion, report), fit_s = timed(lambda: fit_hybrid(
-        split, users, items, parts=parts, t=t, test_tables=test_tables))
+        split, users, items, parts=parts, t=t, test_tables=test_tables,
+        popularity=popularity))
+    t = report['t']
     metrics, score_s = timed(lambda: scorer_metrics(split, fusion.score))
     seconds = {'train_lightgode': info['train_seconds'],
                **report['seconds'], 'score_and_rank': score_s}
@@ -335,7 +341,7 @@ def markdown(rows, command, dataset, threads) -> str:
         stages = ', '.join(f'{k} {v:.1f}' for k, v in r['seconds'].items())
         extra = ''
         if 'weights' in r:
-            extra = ' (weights ' + ', '.join(
+            extra = f" (t {r['t']:g}, weights " + ', '.join(
                 f'{k} {v:g}' for k, v in r['weights'].items()) + ')'
         lines.append(
             f"| {r['model']}{extra} | {r['recall@20']:.4f} | "
@@ -413,6 +419,12 @@ def main(argv=None):
         'and propagate over both at test time')
     add('--hybrid-parts', default='bspm,gfcf',
         help='filters fused with LightGODE in the hybrid')
+    add('--hybrid-t', default=None,
+        help="candidate ODE times for the hybrid's LightGODE part, chosen "
+        'on validation (comma list; default: --t)')
+    add('--hybrid-popularity', default='',
+        help='candidate weights of a popularity part in the hybrid, chosen '
+        'on validation (comma list, negative debiases; default: none)')
     add('--t', type=float, default=None,
         help="LightGODE ODE time (default: LIGHTGODE_SETTINGS' t)")
     add('--seed', type=int, default=2020)

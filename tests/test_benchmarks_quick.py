@@ -48,7 +48,7 @@ def test_benchmark_runner_quick_mode(tmp_path):
     table = md.read_text()
     assert 'Command: `python benchmarks/run.py' in table
     assert '| lightgode |' in table and '| pinsage |' in table
-    assert '| gfcf |' in table and '| hybrid (weights' in table
+    assert '| gfcf |' in table and '| hybrid (t ' in table
 
 
 FIXTURE = ROOT / 'tests' / 'fixtures' / 'yelp2018_tiny'
@@ -94,6 +94,7 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
         'yelp2018', '--root', str(tmp_path / 'data'), '--raw-dir',
         str(FIXTURE), '--mode', 'full', '--epochs', '3', '--patience', '1',
         '--models', 'lightgode,hybrid', '--refit', '--hybrid-parts', 'gfcf',
+        '--hybrid-t', '1,3', '--hybrid-popularity', '0,-0.1',
         '--cache', str(tmp_path / 'cache'), '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -103,4 +104,13 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
     assert 1 <= info['best_epoch'] <= info['epochs_run'] <= 3
     assert refit['epochs_run'] == refit['best_epoch'] == info['best_epoch']
     assert len(list((tmp_path / 'cache').iterdir())) == 2
-    assert models['hybrid']['lightgode_training']['refit'] == refit
+    hybrid = models['hybrid']
+    assert hybrid['lightgode_training']['refit'] == refit
+    # The ODE time and the popularity weight were chosen on validation
+    # among the candidates, and every candidate was evaluated.
+    assert hybrid['t'] in (1.0, 3.0)
+    assert hybrid['weights']['popularity'] in (0.0, -0.1)
+    tried = {(name, row['weights'][name]) for row in hybrid['validation']
+             for name in row['weights']}
+    assert {('lightgode@1', 1.0), ('lightgode@3', 1.0), ('popularity', 0.0),
+            ('popularity', -0.1)} <= tried

@@ -941,7 +941,7 @@ def test_score_fusion_bad_input(fitted):
     with pytest.raises(ValueError, match="'scorers'"):
         ScoreFusion([], [])
     with pytest.raises(ValueError, match="'weights'"):
-        ScoreFusion([fitted['gfcf']], [-0.5])
+        ScoreFusion([fitted['gfcf']], [float('inf')])
     with pytest.raises(ValueError, match="'weights'"):
         ScoreFusion([fitted['gfcf']], [float('nan')])
     with pytest.raises(ValueError, match="'user_emb'"):

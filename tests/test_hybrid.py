@@ -5,7 +5,13 @@ import torch
 
 from helpers import clustered_split
 from pyg_lightgode.data import BipartiteSplit
-from pyg_lightgode.nn.models import LightGODE
+from pyg_lightgode.nn.models import (
+    EmbeddingScorer,
+    LightGODE,
+    Popularity,
+    ScoreFusion,
+    standardize,
+)
 from pyg_lightgode.training import recipes
 from pyg_lightgode.training.hybrid import (
     fit_hybrid,
@@ -13,6 +19,7 @@ from pyg_lightgode.training.hybrid import (
     propagate_tables,
 )
 from pyg_lightgode.training.recipes import train_lightgode
+from pyg_lightgode.training.tuning import select_fusion, weight_grid
 
 
 def split_with_validation(seed=0):
@@ -94,3 +101,88 @@ def test_fit_hybrid_uses_test_tables_in_the_test_stage():
     with pytest.raises(ValueError, match="'test_tables'"):
         fit_hybrid(split, user, item, parts=('gfcf', ), coarse=(0.0, ),
                    test_tables=(refit[0][:, :4], refit[1]))
+
+
+def test_popularity_scores_log_degree_for_every_user():
+    graph = torch.tensor([[0, 1, 2, 2, 2], [1, 1, 1, 0, 0]])  # (2, 0) twice
+    model = Popularity(3, 4).fit(graph)
+    expected = torch.log1p(torch.tensor([1.0, 3.0, 0.0, 0.0]))
+    assert torch.allclose(model.score(torch.tensor([0, 2])),
+                          expected.expand(2, -1))
+    # Inductive: a row of an unseen user gets the same scores.
+    assert torch.allclose(model(torch.zeros(1, 4)), expected.unsqueeze(0))
+    with pytest.raises(RuntimeError, match='not fitted'):
+        Popularity(3, 4).score(torch.tensor([0]))
+    with pytest.raises(ValueError, match="'users'"):
+        model.score(torch.tensor([3]))
+
+
+def test_score_fusion_negative_weight_subtracts():
+    gen = torch.Generator().manual_seed(0)
+    a = EmbeddingScorer(torch.randn(4, 3, generator=gen),
+                        torch.randn(6, 3, generator=gen))
+    pop = Popularity(4, 6).fit(torch.tensor([[0, 1, 2, 3], [0, 0, 0, 5]]))
+    users = torch.arange(4)
+    fused = ScoreFusion([a, pop], [1.0, -0.5]).score(users)
+    expected = standardize(a.score(users)) - 0.5 * standardize(
+        pop.score(users))
+    assert torch.allclose(fused, expected, atol=1e-6)
+
+
+def test_weight_grid_per_part_values():
+    grid = weight_grid(['a', 'b'], {'a': [0.0, 1.0], 'b': [0.0, -0.5]},
+                       fixed={'x': 1.0})
+    assert grid == [{'x': 1.0, 'a': 0.0, 'b': 0.0},
+                    {'x': 1.0, 'a': 0.0, 'b': -0.5},
+                    {'x': 1.0, 'a': 1.0, 'b': 0.0},
+                    {'x': 1.0, 'a': 1.0, 'b': -0.5}]
+    with pytest.raises(ValueError, match="'values'"):
+        weight_grid(['a', 'b'], {'a': [1.0]})
+
+
+def test_select_fusion_picks_among_alternative_anchors():
+    r"""Two candidate anchors (one scores the validation items on top, one
+    at the bottom) and a useless part: the good anchor alone wins, and
+    every weighting uses exactly one anchor."""
+    U, I = 6, 8
+    val = torch.stack([torch.arange(U), torch.arange(U) % I])
+    good = torch.zeros(U, I).index_put_((val[0], val[1]), torch.tensor(5.))
+    good += torch.linspace(0, 1, I)  # Ties broken the same for every part.
+    bad = -good
+    noise = torch.randn(U, I, generator=torch.Generator().manual_seed(0))
+    eye = torch.eye(U)
+    parts = {'good': EmbeddingScorer(eye, good.t().contiguous()),
+             'bad': EmbeddingScorer(eye, bad.t().contiguous()),
+             'noise': EmbeddingScorer(eye, noise.t().contiguous())}
+    weights, rows = select_fusion(parts, val, None, U, I,
+                                  anchor=['bad', 'good'],
+                                  coarse={'noise': [0.0, 1.0]}, refine=())
+    assert weights == {'bad': 0.0, 'good': 1.0, 'noise': 0.0}
+    assert len(rows) == 4
+    assert all(row['weights']['bad'] + row['weights']['good'] == 1.0
+               for row in rows)
+    with pytest.raises(ValueError, match="'anchor'"):
+        select_fusion(parts, val, None, U, I, anchor=['missing'])
+
+
+def test_fit_hybrid_chooses_t_and_popularity_on_validation():
+    split = split_with_validation()
+    gen = torch.Generator().manual_seed(2)
+    user = torch.randn(split.num_users, 8, generator=gen)
+    item = torch.randn(split.num_items, 8, generator=gen)
+    fusion, report = fit_hybrid(split, user, item, parts=(), t=[1.0, 2.0],
+                                popularity=[0.0, -0.2])
+    best = max(report['validation'], key=lambda row: row['ndcg@20'])
+    chosen = 1.0 if best['weights']['lightgode@1'] == 1.0 else 2.0
+    assert report['t'] == chosen and report['times'] == [1.0, 2.0]
+    assert report['weights'] == {
+        'lightgode': 1.0, 'popularity': best['weights']['popularity']}
+    assert len(report['validation']) == 4
+    # The test stage propagates the chosen t over all known interactions.
+    users = torch.arange(split.num_users)
+    expected = propagate_tables(user, item, known_graph(split, 'test'),
+                                t=chosen)
+    assert torch.allclose(fusion.scorers[0].score(users),
+                          expected[0] @ expected[1].t(), atol=1e-5)
+    with pytest.raises(ValueError, match="'t'"):
+        fit_hybrid(split, user, item, parts=(), t=[])

@@ -15,7 +15,9 @@ of LightGODE's propagated tables and filters (:class:`ScoreFusion`).
 
 1. *Validation stage*: the filters are fitted on the training part only,
    LightGODE's tables propagated over the training graph; the weights
-   :math:`w_m` are chosen by validation NDCG@20
+   :math:`w_m` (and, given several candidates, LightGODE's ODE time
+   :math:`t` and the weight of an item-popularity part, negative to
+   debias) are chosen by validation NDCG@20
    (:func:`~pyg_lightgode.training.tuning.select_fusion`).
 2. *Test stage*: with the weights fixed, the filters are refitted and the
    tables re-propagated over training **and** validation interactions (both
@@ -25,7 +27,7 @@ of LightGODE's propagated tables and filters (:class:`ScoreFusion`).
    passed as :obj:`test_tables` (``benchmarks/run.py`` does so).
 """
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -37,6 +39,7 @@ from pyg_lightgode.nn.models.graph_filters import (
     GFCF,
     EmbeddingScorer,
     GraphFilter,
+    Popularity,
     ScoreFusion,
     TurboCF,
 )
@@ -108,13 +111,15 @@ def propagate_tables(user_emb: Tensor, item_emb: Tensor, graph: Tensor,
 
 def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                parts: Sequence[str] = ('bspm', 'gfcf'),
-               t: float = 3.0, method: str = 'euler',
+               t: Union[float, Sequence[float]] = 3.0,
+               method: str = 'euler',
                filter_overrides: Optional[Dict[str, Dict]] = None,
                coarse: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0,
                                           3.0),
                refine: Sequence[float] = (),
                progress: bool = False,
-               test_tables: Optional[Tuple[Tensor, Tensor]] = None
+               test_tables: Optional[Tuple[Tensor, Tensor]] = None,
+               popularity: Sequence[float] = ()
                ) -> Tuple[ScoreFusion, Dict]:
     r"""Fits the hybrid of trained LightGODE tables (:obj:`user_emb`,
     :obj:`item_emb`: :math:`\mathbf{E}_0`, before propagation) and the
@@ -123,11 +128,20 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     over a grid of :obj:`coarse` weights per filter: every part is scored
     once per user batch, see :func:`select_fusion`). Returns the test-stage
     :class:`ScoreFusion` (filters fitted on training + validation) and a
-    report: the selected weights, every validation row, seconds per
-    stage. :obj:`test_tables` are tables refitted on training +
-    validation (:meth:`BipartiteSplit.merge_validation`, for the epoch count
-    chosen on validation) to use in the test stage instead of
-    :obj:`user_emb`, :obj:`item_emb`."""
+    report: the selected weights and ODE time, every validation row,
+    seconds per stage.
+
+    Args:
+        t (float or list of float): LightGODE's ODE time, or several
+            candidates: the one of the best validation fusion is used.
+        test_tables (tuple, optional): Tables refitted on training +
+            validation (:meth:`BipartiteSplit.merge_validation`, for the
+            epoch count chosen on validation) to use in the test stage
+            instead of :obj:`user_emb`, :obj:`item_emb`.
+        popularity (list of float, optional): Candidate weights of a
+            :class:`~pyg_lightgode.nn.models.Popularity` part (negative
+            values debias); empty: no such part.
+    """
     if split.val_index is None or split.val_index.numel() == 0:
         raise ValueError("fit_hybrid needs a validation part in 'split' "
                          "(e.g. load_dataset(..., val_ratio=0.1))")
@@ -135,45 +149,63 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     if unknown:
         raise ValueError(f"unknown 'parts' {sorted(unknown)}; valid names "
                          f"are {', '.join(FILTERS)}")
-    overrides = filter_overrides or {}
-    num_users, num_items = split.num_users, split.num_items
-    seconds: Dict[str, float] = {}
-
-    def stage(graph: Tensor, tag: str, tables: Tuple[Tensor, Tensor]
-              ) -> Dict[str, object]:
-        start = time.perf_counter()
-        users, items = propagate_tables(*tables, graph, t, method)
-        out = {'lightgode': EmbeddingScorer(users, items)}
-        seconds[f'propagate_{tag}'] = time.perf_counter() - start
-        for name in parts:
-            start = time.perf_counter()
-            out[name] = make_filter(name, split.name, num_users, num_items,
-                                    **overrides.get(name, {})).fit(graph)
-            seconds[f'fit_{name}_{tag}'] = time.perf_counter() - start
-        return out
-
+    times = [t] if isinstance(t, (int, float)) else list(t)
+    if not times:
+        raise ValueError("'t' must be a time or a non-empty list of times")
     if test_tables is not None and (
             len(test_tables) != 2 or test_tables[0].shape != user_emb.shape
             or test_tables[1].shape != item_emb.shape):
         raise ValueError(f"'test_tables' must be (user, item) tables shaped "
                          f"like 'user_emb' {list(user_emb.shape)} and "
                          f"'item_emb' {list(item_emb.shape)}")
-    val_parts = stage(known_graph(split, 'val'), 'val', (user_emb, item_emb))
+    overrides = filter_overrides or {}
+    num_users, num_items = split.num_users, split.num_items
+    seconds: Dict[str, float] = {}
+
+    def stage(graph: Tensor, tag: str, tables: Tuple[Tensor, Tensor],
+              times: Sequence[float]) -> Dict[str, object]:
+        out: Dict[str, object] = {}
+        start = time.perf_counter()
+        for time_ in times:
+            users, items = propagate_tables(*tables, graph, time_, method)
+            out[f'lightgode@{time_:g}'] = EmbeddingScorer(users, items)
+        seconds[f'propagate_{tag}'] = time.perf_counter() - start
+        for name in parts:
+            start = time.perf_counter()
+            out[name] = make_filter(name, split.name, num_users, num_items,
+                                    **overrides.get(name, {})).fit(graph)
+            seconds[f'fit_{name}_{tag}'] = time.perf_counter() - start
+        if popularity:
+            out['popularity'] = Popularity(num_users, num_items).fit(graph)
+        return out
+
+    val_parts = stage(known_graph(split, 'val'), 'val', (user_emb, item_emb),
+                      times)
+    anchors = [f'lightgode@{time_:g}' for time_ in times]
+    grids = {name: list(coarse) for name in parts}
+    if popularity:
+        grids['popularity'] = list(popularity)
     start = time.perf_counter()
     weights, rows = select_fusion(val_parts, split.val_index,
                                   split.known_interactions('val'), num_users,
-                                  num_items, anchor='lightgode',
-                                  coarse=coarse, refine=refine,
-                                  progress=progress)
+                                  num_items, anchor=anchors, coarse=grids,
+                                  refine=refine, progress=progress)
     seconds['select_val'] = time.perf_counter() - start
     del val_parts
+    chosen = times[[weights[name] for name in anchors].index(1.0)]
+    weights = {'lightgode': 1.0, **{name: weight for name, weight
+                                    in weights.items()
+                                    if name not in anchors}}
     test_parts = stage(known_graph(split, 'test'), 'test',
-                       test_tables or (user_emb, item_emb))
-    names = [name for name in test_parts if weights.get(name, 0) > 0]
+                       test_tables or (user_emb, item_emb), [chosen])
+    test_parts = {'lightgode': test_parts.pop(f'lightgode@{chosen:g}'),
+                  **test_parts}
+    names = [name for name in test_parts if weights.get(name, 0) != 0]
     fusion = ScoreFusion([test_parts[name] for name in names],
                          [weights[name] for name in names])
     report = {'weights': weights, 'validation': rows, 'seconds': seconds,
-              't': t, 'method': method, 'parts': list(parts)}
+              't': chosen, 'times': times, 'method': method,
+              'parts': list(parts)}
     return fusion, report
 
 

@@ -9,7 +9,7 @@ cheap passes, instead of :math:`G` full evaluations.
 """
 import itertools
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -87,12 +87,23 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
             for c in collections]
 
 
-def weight_grid(names: Sequence[str], values: Sequence[float],
+Values = Union[Sequence[float], Mapping[str, Sequence[float]]]
+
+
+def weight_grid(names: Sequence[str], values: Values,
                 fixed: Optional[Weights] = None) -> List[Weights]:
-    r"""Every combination of :obj:`values` for :obj:`names`, with the
-    weights of :obj:`fixed` added to each (all-zero weightings dropped)."""
+    r"""Every combination of :obj:`values` (one sequence for all
+    :obj:`names`, or one per name) for :obj:`names`, with the weights of
+    :obj:`fixed` added to each (all-zero weightings dropped)."""
+    if isinstance(values, Mapping):
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise ValueError(f"'values' has no weights for {missing}")
+        per_name = [list(values[name]) for name in names]
+    else:
+        per_name = [list(values)] * len(names)
     out = []
-    for combo in itertools.product(values, repeat=len(names)):
+    for combo in itertools.product(*per_name):
         weighting = dict(fixed or {})
         weighting.update(zip(names, combo))
         if any(v != 0 for v in weighting.values()):
@@ -102,22 +113,27 @@ def weight_grid(names: Sequence[str], values: Sequence[float],
 
 def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
                   exclude: Optional[Interactions], num_users: int,
-                  num_items: int, anchor: str,
-                  coarse: Sequence[float] = (0.0, 0.5, 1.0, 2.0),
+                  num_items: int, anchor: Union[str, Sequence[str]],
+                  coarse: Values = (0.0, 0.5, 1.0, 2.0),
                   refine: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
                   k: int = 20, criterion: str = 'ndcg', batch_size: int = 1024,
                   progress: bool = False
                   ) -> Tuple[Weights, List[Dict[str, object]]]:
     r"""Chooses fusion weights on validation data: the part :obj:`anchor`
-    weighs 1; a coarse grid of :obj:`coarse` values for every other part is
-    evaluated in one pass, then a refinement that multiplies each non-zero
-    weight of the best coarse weighting by the factors :obj:`refine`.
-    Returns the weights with the best validation :obj:`criterion` @
-    :obj:`k`, and every evaluated row (weights, metrics, seconds)."""
-    if anchor not in parts:
-        raise ValueError(f"'anchor' {anchor!r} is not among the parts "
-                         f"{sorted(parts)}")
-    others = [name for name in parts if name != anchor]
+    weighs 1 (or, given several alternative anchors, *e.g.* one model
+    propagated to several times :math:`t`, exactly one of them weighs 1
+    and the others 0); a coarse grid of :obj:`coarse` values (one sequence
+    for every other part, or one per part) is evaluated in one pass, then a
+    refinement that multiplies each non-zero weight of the best coarse
+    weighting by the factors :obj:`refine`. Returns the weights with the
+    best validation :obj:`criterion` @ :obj:`k`, and every evaluated row
+    (weights, metrics, seconds)."""
+    anchors = [anchor] if isinstance(anchor, str) else list(anchor)
+    missing = [name for name in anchors if name not in parts]
+    if not anchors or missing:
+        raise ValueError(f"'anchor' {anchor!r} must name one or more of the "
+                         f"parts {sorted(parts)}")
+    others = [name for name in parts if name not in anchors]
     key = f'{criterion}@{k}'
     rows: List[Dict[str, object]] = []
 
@@ -131,7 +147,8 @@ def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
             rows.append({'weights': weighting, **result,
                          'seconds_each': seconds})
 
-    run(weight_grid(others, coarse, {anchor: 1.0}))
+    run([weighting for name in anchors for weighting in weight_grid(
+        others, coarse, {**{a: 0.0 for a in anchors}, name: 1.0})])
     best = max(rows, key=lambda row: row[key])['weights']
     free = [name for name in others if best.get(name, 0) != 0]
     if free:

@@ -3,6 +3,7 @@ from .graph_filters import (
     GFCF,
     EmbeddingScorer,
     GraphFilter,
+    Popularity,
     ScoreFusion,
     Scorer,
     TurboCF,
@@ -22,5 +23,6 @@ __all__ = [
     'standardize',
     'LightGODE',
     'PinSage',
+    'Popularity',
     'embedding_discrepancy',
 ]

@@ -139,7 +139,9 @@ class ScoreFusion(Scorer):
     Args:
         scorers (list of Scorer): The parts, all over the same users and
             items.
-        weights (list of float): One non-negative weight per part.
+        weights (list of float): One finite weight per part (a negative
+            weight subtracts its part, *e.g.* :class:`Popularity` to
+            debias).
     """
     def __init__(self, scorers: Sequence[Scorer], weights: Sequence[float]):
         super().__init__()
@@ -152,8 +154,7 @@ class ScoreFusion(Scorer):
             raise ValueError(f"every scorer must cover the same users and "
                              f"items (got sizes {sorted(sizes)})")
         self.scorers = torch.nn.ModuleList(scorers)
-        self.weights = [_check_real(w, 'weights', non_negative=True)
-                        for w in weights]
+        self.weights = [_check_real(w, 'weights') for w in weights]
         (self.num_users, self.num_items), = sizes
 
     def score(self, users: Tensor) -> Tensor:
@@ -242,6 +243,32 @@ class GraphFilter(Scorer):
         self._require_fit()
         users = check_user_ids(users, self.num_users)
         return self.filter(self.user_rows(users)).t().contiguous()
+
+
+class Popularity(GraphFilter):
+    r"""Item popularity, the same for every user:
+    :math:`s_{u,i} = \log(1 + d_i)` with :math:`d_i` the item's number of
+    distinct users in the fitted graph. A baseline, and a part of a
+    :class:`ScoreFusion` where a negative weight debiases the other parts.
+    Memory: :math:`O(|I|)` after fitting.
+
+    Args:
+        num_users (int): Number of users :math:`|U|`.
+        num_items (int): Number of items :math:`|I|`.
+    """
+    def fit(self, graph) -> 'Popularity':
+        self._fit_rows(graph)
+        degree = torch.bincount(self._col, minlength=self.num_items)
+        self.log_degree = torch.log1p(degree.to(self._value.dtype))
+        return self
+
+    def filter(self, x: Tensor) -> Tensor:
+        return self.log_degree.unsqueeze(1).expand(-1, x.size(1)).clone()
+
+    def score(self, users: Tensor) -> Tensor:
+        self._require_fit()
+        users = check_user_ids(users, self.num_users)
+        return self.log_degree.expand(users.numel(), -1).clone()
 
 
 class GFCF(GraphFilter):
