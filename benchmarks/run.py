@@ -221,15 +221,18 @@ def run_hybrid(args, split, opts, common) -> dict:
     parts = [p for p in args.hybrid_parts.split(',') if p]
     popularity = [float(value) for value in
                   args.hybrid_popularity.split(',') if value]
+    candidates = (json.loads(args.hybrid_candidates)
+                  if args.hybrid_candidates else None)
     (fusion, report), fit_s = timed(lambda: fit_hybrid(
         split, users, items, parts=parts, t=t, test_tables=test_tables,
-        popularity=popularity))
+        popularity=popularity, filter_candidates=candidates))
     t = report['t']
     metrics, score_s = timed(lambda: scorer_metrics(split, fusion.score))
     seconds = {'train_lightgode': info['train_seconds'],
                **report['seconds'], 'score_and_rank': score_s}
     return {'model': 'hybrid', **metrics, 'weights': report['weights'],
             'validation': report['validation'], 'parts': parts, 't': t,
+            'filter_settings': report['filter_settings'],
             'lightgode_training': info, 'seconds': seconds}
 
 
@@ -425,6 +428,9 @@ def main(argv=None):
     add('--hybrid-popularity', default='',
         help='candidate weights of a popularity part in the hybrid, chosen '
         'on validation (comma list, negative debiases; default: none)')
+    add('--hybrid-candidates', default=None,
+        help='candidate settings of the filters in the hybrid, chosen on '
+        'validation, as JSON: {"bspm": [{"beta": 0.1}, {"beta": 0.2}]}')
     add('--t', type=float, default=None,
         help="LightGODE ODE time (default: LIGHTGODE_SETTINGS' t)")
     add('--seed', type=int, default=2020)

@@ -6,10 +6,13 @@ import torch
 from helpers import clustered_split
 from pyg_lightgode.data import BipartiteSplit
 from pyg_lightgode.nn.models import (
+    BSPM,
+    GFCF,
     EmbeddingScorer,
     LightGODE,
     Popularity,
     ScoreFusion,
+    TurboCF,
     standardize,
 )
 from pyg_lightgode.training import recipes
@@ -186,3 +189,87 @@ def test_fit_hybrid_chooses_t_and_popularity_on_validation():
                           expected[0] @ expected[1].t(), atol=1e-5)
     with pytest.raises(ValueError, match="'t'"):
         fit_hybrid(split, user, item, parts=(), t=[])
+
+
+def test_fit_like_equals_fit_and_shares_the_basis():
+    split = split_with_validation()
+    graph = known_graph(split, 'test')
+    U, I = split.num_users, split.num_items
+    users = torch.arange(U)
+    base = BSPM(U, I, k=6, beta=0.2).fit(graph)
+    for kwargs in (dict(k=6, beta=0.5, sharpen_t=1.0), dict(k=4, beta=0.2),
+                   dict(k=6, beta=0.0)):
+        shared = BSPM(U, I, **kwargs).fit_like(base)
+        fresh = BSPM(U, I, **kwargs).fit(graph)
+        assert torch.allclose(shared.score(users), fresh.score(users),
+                              atol=1e-4)
+        if kwargs['k'] == 6 and kwargs['beta'] > 0:
+            assert shared.basis is base.basis  # No second SVD.
+    gfcf = GFCF(U, I, k=6).fit(graph)
+    assert torch.allclose(GFCF(U, I, k=6, alpha=1.0).fit_like(gfcf).score(
+        users), GFCF(U, I, k=6, alpha=1.0).fit(graph).score(users),
+                          atol=1e-4)
+    with pytest.raises(ValueError, match="'other'"):
+        BSPM(U, I, k=6).fit_like(gfcf)
+    with pytest.raises(ValueError, match="'other'"):
+        BSPM(U, I, k=6).fit_like(BSPM(U, I, k=6))  # Not fitted.
+    with pytest.raises(TypeError, match='spectral'):
+        TurboCF(U, I).fit_like(TurboCF(U, I).fit(graph))
+
+
+def test_select_fusion_alternatives_use_one_member_per_slot():
+    U, I = 6, 8
+    val = torch.stack([torch.arange(U), torch.arange(U) % I])
+    good = torch.zeros(U, I).index_put_((val[0], val[1]), torch.tensor(5.))
+    good += torch.linspace(0, 1, I)
+    noise = torch.randn(U, I, generator=torch.Generator().manual_seed(0))
+    eye = torch.eye(U)
+    parts = {'anchor': EmbeddingScorer(eye, noise.t().contiguous()),
+             'f#0': EmbeddingScorer(eye, (-good).t().contiguous()),
+             'f#1': EmbeddingScorer(eye, good.t().contiguous())}
+    weights, rows = select_fusion(parts, val, None, U, I, anchor='anchor',
+                                  coarse={'f': [0.0, 4.0]}, refine=(),
+                                  alternatives={'f': ['f#0', 'f#1']})
+    assert weights == {'anchor': 1.0, 'f#0': 0.0, 'f#1': 4.0}
+    # Weight 0 for the slot needs no choice: 1 + 2 weightings.
+    assert len(rows) == 3
+    assert all((row['weights']['f#0'] == 0) or (row['weights']['f#1'] == 0)
+               for row in rows)
+    with pytest.raises(ValueError, match="'alternatives'"):
+        select_fusion(parts, val, None, U, I, anchor='anchor',
+                      alternatives={'f': ['f#0', 'missing']})
+    with pytest.raises(ValueError, match="'alternatives'"):
+        select_fusion(parts, val, None, U, I, anchor='anchor',
+                      alternatives={'f': ['anchor', 'f#1']})
+
+
+def test_fit_hybrid_chooses_filter_settings_on_validation():
+    split = split_with_validation()
+    gen = torch.Generator().manual_seed(3)
+    user = torch.randn(split.num_users, 8, generator=gen)
+    item = torch.randn(split.num_items, 8, generator=gen)
+    candidates = [dict(alpha=0.0), dict(alpha=1.0)]
+    fusion, report = fit_hybrid(split, user, item, parts=('gfcf', ),
+                                coarse=(0.0, 1.0),
+                                filter_candidates={'gfcf': candidates},
+                                filter_overrides={'gfcf': dict(k=4)})
+    best = max(report['validation'], key=lambda row: row['ndcg@20'])
+    chosen = 1 if best['weights']['gfcf#1'] != 0 else 0
+    assert report['filter_settings'] == {'gfcf': candidates[chosen]}
+    assert report['weights'] == {'lightgode': 1.0,
+                                 'gfcf': best['weights'][f'gfcf#{chosen}']}
+    assert len(report['validation']) == 3  # gfcf 0, and 1 with either.
+    # Random tables, clustered data: the filter must be fused; the test
+    # stage fits the chosen settings on all known interactions.
+    assert report['weights']['gfcf'] != 0
+    users = torch.arange(split.num_users)
+    fresh = GFCF(split.num_users, split.num_items, k=4,
+                 **candidates[chosen]).fit(known_graph(split, 'test'))
+    assert torch.allclose(fusion.scorers[1].score(users), fresh.score(users),
+                          atol=1e-4)
+    with pytest.raises(ValueError, match="'filter_candidates'"):
+        fit_hybrid(split, user, item, parts=('gfcf', ),
+                   filter_candidates={'bspm': candidates})
+    with pytest.raises(ValueError, match="'filter_candidates'"):
+        fit_hybrid(split, user, item, parts=('gfcf', ),
+                   filter_candidates={'gfcf': []})

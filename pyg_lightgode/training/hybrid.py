@@ -119,7 +119,8 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                refine: Sequence[float] = (),
                progress: bool = False,
                test_tables: Optional[Tuple[Tensor, Tensor]] = None,
-               popularity: Sequence[float] = ()
+               popularity: Sequence[float] = (),
+               filter_candidates: Optional[Dict[str, Sequence[Dict]]] = None
                ) -> Tuple[ScoreFusion, Dict]:
     r"""Fits the hybrid of trained LightGODE tables (:obj:`user_emb`,
     :obj:`item_emb`: :math:`\mathbf{E}_0`, before propagation) and the
@@ -141,6 +142,11 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
         popularity (list of float, optional): Candidate weights of a
             :class:`~pyg_lightgode.nn.models.Popularity` part (negative
             values debias); empty: no such part.
+        filter_candidates (dict, optional): For a filter of :obj:`parts`,
+            several settings (each a dict of overrides on top of
+            :obj:`filter_overrides`): the one of the best validation fusion
+            is used (the variants share one SVD when their :obj:`k`
+            agrees, see :meth:`GraphFilter.fit_like`).
     """
     if split.val_index is None or split.val_index.numel() == 0:
         raise ValueError("fit_hybrid needs a validation part in 'split' "
@@ -158,12 +164,19 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
         raise ValueError(f"'test_tables' must be (user, item) tables shaped "
                          f"like 'user_emb' {list(user_emb.shape)} and "
                          f"'item_emb' {list(item_emb.shape)}")
+    candidates = filter_candidates or {}
+    unknown = set(candidates) - set(parts)
+    if unknown or any(not candidates[name] for name in candidates):
+        raise ValueError(f"'filter_candidates' must map filters of 'parts' "
+                         f"to non-empty lists of settings (got "
+                         f"{filter_candidates!r})")
     overrides = filter_overrides or {}
     num_users, num_items = split.num_users, split.num_items
     seconds: Dict[str, float] = {}
 
     def stage(graph: Tensor, tag: str, tables: Tuple[Tensor, Tensor],
-              times: Sequence[float]) -> Dict[str, object]:
+              times: Sequence[float], variants: Dict[str, List[Dict]]
+              ) -> Dict[str, object]:
         out: Dict[str, object] = {}
         start = time.perf_counter()
         for time_ in times:
@@ -172,32 +185,57 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
         seconds[f'propagate_{tag}'] = time.perf_counter() - start
         for name in parts:
             start = time.perf_counter()
-            out[name] = make_filter(name, split.name, num_users, num_items,
-                                    **overrides.get(name, {})).fit(graph)
+            first = None
+            for i, settings in enumerate(variants[name]):
+                model = make_filter(name, split.name, num_users, num_items,
+                                    **{**overrides.get(name, {}),
+                                       **settings})
+                share = first is not None and hasattr(model, 'fit_like')
+                model = model.fit_like(first) if share else model.fit(graph)
+                if first is None:
+                    first = model
+                key = name if len(variants[name]) == 1 else f'{name}#{i}'
+                out[key] = model
             seconds[f'fit_{name}_{tag}'] = time.perf_counter() - start
         if popularity:
             out['popularity'] = Popularity(num_users, num_items).fit(graph)
         return out
 
+    variants = {name: [dict(c) for c in candidates.get(name, [{}])]
+                for name in parts}
     val_parts = stage(known_graph(split, 'val'), 'val', (user_emb, item_emb),
-                      times)
+                      times, variants)
     anchors = [f'lightgode@{time_:g}' for time_ in times]
     grids = {name: list(coarse) for name in parts}
     if popularity:
         grids['popularity'] = list(popularity)
+    alternatives = {name: [f'{name}#{i}' for i in range(len(found))]
+                    for name, found in variants.items() if len(found) > 1}
     start = time.perf_counter()
     weights, rows = select_fusion(val_parts, split.val_index,
                                   split.known_interactions('val'), num_users,
                                   num_items, anchor=anchors, coarse=grids,
-                                  refine=refine, progress=progress)
+                                  refine=refine, progress=progress,
+                                  alternatives=alternatives)
     seconds['select_val'] = time.perf_counter() - start
     del val_parts
     chosen = times[[weights[name] for name in anchors].index(1.0)]
+    settings = {}
+    for name, members in alternatives.items():
+        # The member carrying the slot's weight (the first when it is 0).
+        index = next((i for i, member in enumerate(members)
+                      if weights[member] != 0), 0)
+        weights[name] = weights[members[index]]
+        settings[name] = variants[name][index]
+        variants[name] = [variants[name][index]]
+        for member in members:
+            del weights[member]
     weights = {'lightgode': 1.0, **{name: weight for name, weight
                                     in weights.items()
                                     if name not in anchors}}
     test_parts = stage(known_graph(split, 'test'), 'test',
-                       test_tables or (user_emb, item_emb), [chosen])
+                       test_tables or (user_emb, item_emb), [chosen],
+                       variants)
     test_parts = {'lightgode': test_parts.pop(f'lightgode@{chosen:g}'),
                   **test_parts}
     names = [name for name in test_parts if weights.get(name, 0) != 0]
@@ -205,7 +243,7 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                          [weights[name] for name in names])
     report = {'weights': weights, 'validation': rows, 'seconds': seconds,
               't': chosen, 'times': times, 'method': method,
-              'parts': list(parts)}
+              'parts': list(parts), 'filter_settings': settings}
     return fusion, report
 
 

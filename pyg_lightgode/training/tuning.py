@@ -117,7 +117,8 @@ def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
                   coarse: Values = (0.0, 0.5, 1.0, 2.0),
                   refine: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
                   k: int = 20, criterion: str = 'ndcg', batch_size: int = 1024,
-                  progress: bool = False
+                  progress: bool = False,
+                  alternatives: Optional[Mapping[str, Sequence[str]]] = None
                   ) -> Tuple[Weights, List[Dict[str, object]]]:
     r"""Chooses fusion weights on validation data: the part :obj:`anchor`
     weighs 1 (or, given several alternative anchors, *e.g.* one model
@@ -125,14 +126,28 @@ def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
     and the others 0); a coarse grid of :obj:`coarse` values (one sequence
     for every other part, or one per part) is evaluated in one pass, then a
     refinement that multiplies each non-zero weight of the best coarse
-    weighting by the factors :obj:`refine`. Returns the weights with the
-    best validation :obj:`criterion` @ :obj:`k`, and every evaluated row
-    (weights, metrics, seconds)."""
+    weighting by the factors :obj:`refine`. :obj:`alternatives` maps a
+    slot name to several parts (*e.g.* one filter with several settings):
+    the slot gets the coarse weights (:obj:`coarse` keyed by the slot's
+    name) and in every weighting exactly one of its parts carries them.
+    Returns the weights with the best validation :obj:`criterion` @
+    :obj:`k`, and every evaluated row (weights, metrics, seconds)."""
     anchors = [anchor] if isinstance(anchor, str) else list(anchor)
+    groups = {slot: list(members)
+              for slot, members in (alternatives or {}).items()}
+    named = anchors + [m for members in groups.values() for m in members]
     missing = [name for name in anchors if name not in parts]
     if not anchors or missing:
         raise ValueError(f"'anchor' {anchor!r} must name one or more of the "
                          f"parts {sorted(parts)}")
+    if any(not members for members in groups.values()) or any(
+            name not in parts for name in named) or len(set(named)) != len(
+                named):
+        raise ValueError(f"'alternatives' must map slots to disjoint, "
+                         f"non-empty lists of parts other than the anchor "
+                         f"(got {alternatives!r}; the parts are "
+                         f"{sorted(parts)})")
+    singles = [name for name in parts if name not in named]
     others = [name for name in parts if name not in anchors]
     key = f'{criterion}@{k}'
     rows: List[Dict[str, object]] = []
@@ -147,8 +162,22 @@ def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
             rows.append({'weights': weighting, **result,
                          'seconds_each': seconds})
 
-    run([weighting for name in anchors for weighting in weight_grid(
-        others, coarse, {**{a: 0.0 for a in anchors}, name: 1.0})])
+    first: List[Weights] = []
+    for name in anchors:
+        for combo in weight_grid(singles + list(groups), coarse,
+                                 {'': 1.0}):
+            # One member per slot; a slot weighing 0 needs no choice.
+            choices = [members if combo[slot] != 0 else members[:1]
+                       for slot, members in groups.items()]
+            for choice in itertools.product(*choices):
+                weighting = {other: 0.0 for other in named}
+                weighting[name] = 1.0
+                weighting.update({single: combo[single]
+                                  for single in singles})
+                for slot, member in zip(groups, choice):
+                    weighting[member] = combo[slot]
+                first.append(weighting)
+    run(first)
     best = max(rows, key=lambda row: row[key])['weights']
     free = [name for name in others if best.get(name, 0) != 0]
     if free:

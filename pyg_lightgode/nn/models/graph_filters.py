@@ -212,6 +212,40 @@ class GraphFilter(Scorer):
         self.graph, self.basis = graph_, basis
         return self
 
+    def fit_like(self, other: 'GraphFilter') -> 'GraphFilter':
+        r"""Fits to the data that :obj:`other` (a fitted spectral filter of
+        the same class and size) was fitted to, reusing its normalised graph
+        and rows and, when the spectral settings (:obj:`k`, :obj:`svd`,
+        :obj:`niter`, :obj:`seed`) agree, its ideal basis instead of
+        recomputing it: the same result as :meth:`fit` on that data, for
+        comparing settings (*e.g.* on validation) at the cost of one SVD.
+        Returns :obj:`self`."""
+        spectral = ('k', 'svd', 'niter', 'seed')
+        if not all(hasattr(self, name) for name in spectral):
+            raise TypeError(f"fit_like supports the spectral filters (GFCF, "
+                            f"BSPM), not {self.__class__.__name__}")
+        if type(other) is not type(self) or not other.is_fitted or (
+                other.num_users, other.num_items) != (self.num_users,
+                                                      self.num_items):
+            raise ValueError(f"'other' must be a fitted "
+                             f"{self.__class__.__name__} over "
+                             f"{self.num_users} users and {self.num_items} "
+                             f"items (got {other!r})")
+        basis = None
+        if self._needs_basis():
+            same = all(getattr(self, name) == getattr(other, name)
+                       for name in spectral)
+            basis = other.basis if same and other.basis is not None else \
+                ideal_basis(other.graph, self.k, self.svd, self.niter,
+                            seed=self.seed).vectors
+        self._rowptr, self._col, self._value = (other._rowptr, other._col,
+                                                other._value)
+        self.graph, self.basis = other.graph, basis
+        return self
+
+    def _needs_basis(self) -> bool:  # pragma: no cover
+        return False
+
     def user_rows(self, users: Tensor) -> Tensor:
         r"""The fitted interaction rows of :obj:`users` as item-major
         :obj:`[I, b]`."""
@@ -321,7 +355,10 @@ class GFCF(GraphFilter):
     def fit(self, graph) -> 'GFCF':
         r"""Fits to :obj:`graph` (an interaction index :obj:`[2, E]` or a
         sparse :obj:`[U, I]` matrix); returns :obj:`self`."""
-        return self._fit_spectral(graph, self.alpha > 0)
+        return self._fit_spectral(graph, self._needs_basis())
+
+    def _needs_basis(self) -> bool:
+        return self.alpha > 0
 
     def filter(self, x: Tensor) -> Tensor:
         out = item_item(x, self.graph)
@@ -420,7 +457,10 @@ class BSPM(GraphFilter):
 
     def fit(self, graph) -> 'BSPM':
         r"""Fits to :obj:`graph`; returns :obj:`self`."""
-        return self._fit_spectral(graph, self.ideal is not None)
+        return self._fit_spectral(graph, self._needs_basis())
+
+    def _needs_basis(self) -> bool:
+        return self.ideal is not None
 
     def _ideal_op(self, x: Tensor) -> Tensor:
         return ideal_filter(x, self.basis, self.graph.item_degree)
