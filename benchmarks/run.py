@@ -225,7 +225,10 @@ def run_hybrid(args, split, opts, common) -> dict:
                   if args.hybrid_candidates else None)
     (fusion, report), fit_s = timed(lambda: fit_hybrid(
         split, users, items, parts=parts, t=t, test_tables=test_tables,
-        popularity=popularity, filter_candidates=candidates))
+        popularity=popularity, filter_candidates=candidates,
+        **({'coarse': [float(value) for value in
+                       args.hybrid_weights.split(',')]}
+           if args.hybrid_weights else {})))
     t = report['t']
     metrics, score_s = timed(lambda: scorer_metrics(split, fusion.score))
     seconds = {'train_lightgode': info['train_seconds'],
@@ -428,6 +431,9 @@ def main(argv=None):
     add('--hybrid-popularity', default='',
         help='candidate weights of a popularity part in the hybrid, chosen '
         'on validation (comma list, negative debiases; default: none)')
+    add('--hybrid-weights', default=None,
+        help="candidate weights of each filter in the hybrid (comma list; "
+        "default: fit_hybrid's coarse grid)")
     add('--hybrid-candidates', default=None,
         help='candidate settings of the filters in the hybrid, chosen on '
         'validation, as JSON: {"bspm": [{"beta": 0.1}, {"beta": 0.2}]}')

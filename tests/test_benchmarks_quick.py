@@ -95,6 +95,8 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
         str(FIXTURE), '--mode', 'full', '--epochs', '3', '--patience', '1',
         '--models', 'lightgode,hybrid', '--refit', '--hybrid-parts', 'gfcf',
         '--hybrid-t', '1,3', '--hybrid-popularity', '0,-0.1',
+        '--hybrid-weights', '0,0.5', '--hybrid-candidates',
+        '{"gfcf": [{"alpha": 0.0}, {"alpha": 0.3}]}',
         '--cache', str(tmp_path / 'cache'), '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -110,6 +112,9 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
     # among the candidates, and every candidate was evaluated.
     assert hybrid['t'] in (1.0, 3.0)
     assert hybrid['weights']['popularity'] in (0.0, -0.1)
+    assert hybrid['weights']['gfcf'] in (0.0, 0.5)
+    assert hybrid['filter_settings']['gfcf'] in ({'alpha': 0.0},
+                                                 {'alpha': 0.3})
     tried = {(name, row['weights'][name]) for row in hybrid['validation']
              for name in row['weights']}
     assert {('lightgode@1', 1.0), ('lightgode@3', 1.0), ('popularity', 0.0),
