@@ -21,7 +21,9 @@ item popularity). Measures:
 * the same all-item neighbourhoods through DGL's ``PinSAGESampler`` (every
   item a seed, same walks, traversals, termination and T), timed
   interleaved with ours and reported as ours / DGL time, when DGL imports;
-* one PinSageSampler minibatch (512 seeds, 2 layers, T = 10).
+* one PinSageSampler minibatch (512 seeds, 2 layers, T = 10);
+* PPR hard negatives of 256 queries without precomputed bands and the
+  user--item importance weights of PinSage's user embeddings.
 
 DGL is an optional peer, not a dependency: without it the script says so
 and skips its rows. DGL 2.1.0 from PyPI installs beside the venv with
@@ -55,6 +57,7 @@ from pathlib import Path
 import torch
 
 from pyg_lightgode.sampler import (
+    HardNegativeSampler,
     ImportanceNeighborhood,
     PinSageSampler,
     bipartite_csr,
@@ -63,6 +66,7 @@ from pyg_lightgode.sampler import (
     random_walk,
     to_csr,
 )
+from pyg_lightgode.training.pinsage import user_item_importance
 
 DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'gowalla'
 GOWALLA = dict(num_users=29858, num_items=40981, num_edges=810128)
@@ -153,6 +157,25 @@ def best_of(fns, repeat):
             fn()
             best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def hard_negative_rows(index, U, I, threads, repeat, g):
+    r"""PPR hard negatives of 256 queries without precomputed bands (one
+    chunk of the power iteration and band, 1/161 of
+    :meth:`HardNegativeSampler.precompute` on Gowalla, then the draws) and
+    the :func:`user_item_importance` weights of every interaction, at the
+    current thread count."""
+    sampler = HardNegativeSampler(index, U, I)
+    queries = torch.randperm(I, generator=g)[:256]
+    took = best_of({
+        'ppr': lambda: sampler(queries, 5, g),
+        'importance': lambda: user_item_importance(index, U, I, generator=g),
+    }, repeat)
+    return [(threads, 'ours: PPR hard negatives, 256 queries, no precompute',
+             f'{256 / took["ppr"]:,.0f} queries/s', took['ppr'], ''),
+            (threads, 'ours: user_item_importance, 10 walks per user',
+             f'{index.size(1) / took["importance"]:,.0f} interactions/s',
+             took['importance'], '')]
 
 
 def main():
@@ -266,6 +289,7 @@ def main():
                        args.repeat)['x']
         rows.append((threads, 'ours: PinSageSampler, 512 seeds, 2 layers, '
                      'T=10', f'{512 / secs:,.0f} seeds/s', secs, ''))
+        rows.extend(hard_negative_rows(index, U, I, threads, args.repeat, g))
         print(f'threads {threads}: load average {load_before:.2f} before, '
               f'{os.getloadavg()[0]:.2f} after')
 

@@ -23,33 +23,124 @@ default band is *relative*: positions :math:`[0.01 I, 0.025 I)` of the
 ranking (same 2:5 ratio; Gowalla, :math:`I = 40{,}981`: ranks 409--1025;
 MovieLens-1M, :math:`I = 3{,}706`: 37--93). Absolute ranks are given as
 integers, e.g. :obj:`rank_range=(2000, 5000)`.
+
+The elementwise work on the dense :obj:`[I, Q]` iterates (and on the
+graph when the sampler is built) runs in blocks of at most
+:data:`~pyg_lightgode.sampler.random_walk.BLOCK_SIZE` elements, as the
+random walks do, so that each of these memory-bound operations runs on one
+thread whatever :func:`torch.get_num_threads` is (with 2 threads on a busy
+2-core machine they waited for the second thread). The sparse products
+(MKL) write into reused buffers (:obj:`beta=0`: no zero fill and copy of
+the result) and take :obj:`int32` indices, converted once.
 """
 from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.index import ptr2index
 from torch_geometric.utils import to_torch_csr_tensor
 
 from pyg_lightgode.data.bipartite import quiet_sparse_csr
-from pyg_lightgode.sampler.random_walk import CSR, bipartite_csr
+from pyg_lightgode.sampler.random_walk import (
+    BLOCK_SIZE,
+    CSR,
+    bipartite_csr,
+    cat_blocks,
+    full_blocks,
+    to_csr,
+)
 
 DEFAULT_RANK_RANGE = (0.01, 0.025)
 
 RankRange = Tuple[Union[int, float], Union[int, float]]
 
 
+def _has_repeats(rowptr: Tensor, col: Tensor) -> bool:
+    r"""Whether a CSR adjacency with sorted rows holds an entry twice (a
+    repeated interaction), checked in blocks (see :data:`BLOCK_SIZE`)."""
+    for lo in range(1, col.numel(), BLOCK_SIZE):
+        piece = col[lo:lo + BLOCK_SIZE]
+        same = torch.eq(piece, col[lo - 1:lo - 1 + piece.numel()])
+        same = same.nonzero().view(-1).add_(lo)
+        # Equal neighbours are one entry twice unless a row starts between.
+        start = rowptr.index_select(0, torch.searchsorted(rowptr, same))
+        if bool((start != same).any()):
+            return True
+    return False
+
+
+def _ptr2index(rowptr: Tensor, num: int) -> Tensor:
+    r"""The row of every entry of a CSR adjacency (PyG's :obj:`ptr2index`,
+    whose :func:`torch.repeat_interleave` runs in parallel at any size) as
+    the running count of the row starts, in blocks (see
+    :data:`BLOCK_SIZE`)."""
+    row = full_blocks(num, 0)
+    ones = torch.ones(BLOCK_SIZE, dtype=torch.long)
+    starts = rowptr[1:-1]
+    for lo in range(0, starts.numel(), BLOCK_SIZE):
+        piece = starts[lo:lo + BLOCK_SIZE]
+        piece = piece.masked_select(piece < num)  # Not the empty last rows.
+        row.index_add_(0, piece, ones[:piece.numel()])
+    carry = 0
+    for lo in range(0, num, BLOCK_SIZE):
+        piece = row[lo:lo + BLOCK_SIZE].cumsum_(0).add_(carry)
+        carry = int(piece[-1])
+    return row
+
+
+def _inverse_degrees(deg: Tensor, index: Tensor) -> Tensor:
+    r""":obj:`1 / deg[index]`, in blocks (see :data:`BLOCK_SIZE`)."""
+    out = torch.empty(index.numel())
+    for lo in range(0, index.numel(), BLOCK_SIZE):
+        piece = deg.index_select(0, index[lo:lo + BLOCK_SIZE])
+        out[lo:lo + piece.numel()] = 1.0 / piece
+    return out
+
+
 def _transposed_transition(csr: CSR, num_cols: int) -> Tensor:
     r"""The sparse :obj:`[C, R]` matrix :math:`\mathbf{T}^{\top}` of the
     uniform hop :math:`\mathbf{T} = \mathbf{D}^{-1}\mathbf{A}` of a CSR
     adjacency with :math:`R` rows (a row vector :math:`x` maps to
-    :math:`\mathbf{T}^{\top} x`)."""
+    :math:`\mathbf{T}^{\top} x`), coalesced (rows sorted, repeated entries
+    summed), with :obj:`int32` indices where they fit (what MKL's product
+    takes; :obj:`int64` ones are converted at every product)."""
     rowptr, col = csr
-    row = ptr2index(rowptr, col.numel())
-    deg = (rowptr[1:] - rowptr[:-1]).to(torch.float)
+    size = (num_cols, rowptr.numel() - 1)
+    row = _ptr2index(rowptr, col.numel())
+    deg = torch.empty(size[1])
+    for lo in range(0, size[1], BLOCK_SIZE):
+        hi = min(lo + BLOCK_SIZE, size[1])
+        deg[lo:hi] = rowptr[lo + 1:hi + 1] - rowptr[lo:hi]
+    # By column: to_csr keeps the rows of a column in (increasing) order.
+    t_rowptr, t_col = to_csr(col, row, num_cols)
+    if _has_repeats(t_rowptr, t_col):
+        with quiet_sparse_csr():
+            adj = to_torch_csr_tensor(torch.stack([col, row]),
+                                      _inverse_degrees(deg, row), size=size)
+        t_rowptr, t_col, weight = (adj.crow_indices(), adj.col_indices(),
+                                   adj.values())
+    else:
+        weight = _inverse_degrees(deg, t_col)
+    if max(t_col.numel(), size[1]) < 2**31 - 1:
+        t_rowptr, t_col = (cat_blocks([t], out=torch.empty(
+            t.numel(), dtype=torch.int32)) for t in (t_rowptr, t_col))
     with quiet_sparse_csr():  # Built from a valid CSR: no beta notices.
-        return to_torch_csr_tensor(torch.stack([col, row]), 1.0 / deg[row],
-                                   size=(num_cols, rowptr.numel() - 1))
+        return torch.sparse_csr_tensor(t_rowptr, t_col, weight, size)
+
+
+def _rows_per_block(width: int) -> int:
+    r"""Rows of an :obj:`[N, width]` tensor in a block of at most
+    :data:`BLOCK_SIZE` elements (one row if wider)."""
+    return max(1, BLOCK_SIZE // max(width, 1))
+
+
+def _transpose_into(x: Tensor, out: Tensor) -> Tensor:
+    r"""Copies :obj:`x` :obj:`[N, Q]` transposed into :obj:`out`
+    :obj:`[Q, N]`, in blocks of rows (see :data:`BLOCK_SIZE`)."""
+    step = _rows_per_block(x.size(1))
+    for lo in range(0, x.size(0), step):
+        block = x[lo:lo + step]
+        out[:, lo:lo + block.size(0)].copy_(block.t())
+    return out
 
 
 def resolve_rank_range(rank_range: RankRange, num_items: int) -> Tuple[int,
@@ -148,46 +239,74 @@ class HardNegativeSampler:
                              f"{self.num_items - 1}]")
         return queries
 
-    def _traverse(self, x: Tensor) -> Tensor:
-        for hop in self.hops:
-            x = hop @ x
-        return x
-
-    def _pagerank_chunk(self, queries: Tensor) -> Tuple[Tensor, Tensor]:
-        r"""PPR :obj:`[Q, I]` and the mask of the items one traversal from
+    def _power_iteration(self, queries: Tensor, near: bool = False
+                         ) -> Tuple[Tensor, Optional[Tensor]]:
+        r"""PPR :obj:`[I, Q]` of the queries (one column each) and, if
+        :obj:`near`, the mask :obj:`[I, Q]` of the items one traversal from
         each query (the query included: item -> user -> same item)."""
-        restart = torch.zeros(self.num_items, queries.numel())
-        restart[queries, torch.arange(queries.numel())] = self.alpha
-        x = restart
+        num_items, num_queries = self.num_items, queries.numel()
+        cols = torch.arange(num_queries)
+        step = _rows_per_block(num_queries)
+        # x = restart, then restart + (1 - alpha) * P^T x: the products
+        # alternate between two [I, Q] buffers through a [U, Q] one.
+        x = full_blocks(num_items * num_queries, 0, torch.float).view(
+            num_items, num_queries)
+        x[queries, cols] = self.alpha
+        spare, middle = torch.empty_like(x), torch.empty(
+            self.hops[0].size(0), num_queries)
+        mask = None
         for k in range(self.num_iterations):
-            x = restart + (1 - self.alpha) * self._traverse(x)
-            if k == 0:
-                near = x > 0
-        return x.t(), near.t()
+            torch.addmm(middle, self.hops[0], x, beta=0, out=middle)
+            torch.addmm(spare, self.hops[1], middle, beta=0, out=spare)
+            x, spare = spare, x
+            for lo in range(0, num_items, step):
+                x[lo:lo + step].mul_(1 - self.alpha)
+            x[queries, cols] += self.alpha
+            if k == 0 and near:
+                mask = torch.empty_like(x, dtype=torch.bool)
+                for lo in range(0, num_items, step):
+                    torch.gt(x[lo:lo + step], 0, out=mask[lo:lo + step])
+        return x, mask
 
     def pagerank(self, query_items: Tensor) -> Tensor:
         r"""Personalised PageRank :obj:`[Q, num_items]` of every query."""
         queries = self._check_queries(query_items)
-        return torch.cat([
-            self._pagerank_chunk(chunk)[0]
-            for chunk in queries.split(self.chunk_size)
-        ]) if queries.numel() > 0 else torch.zeros(0, self.num_items)
+        out = torch.empty(queries.numel(), self.num_items)
+        for lo in range(0, queries.numel(), self.chunk_size):
+            chunk = queries[lo:lo + self.chunk_size]
+            _transpose_into(self._power_iteration(chunk)[0],
+                            out[lo:lo + chunk.numel()])
+        return out
 
     def _band_chunk(self, queries: Tensor) -> Tuple[Tensor, Tensor]:
         r"""The band of every query: :obj:`[Q, hi - lo]` candidates (the
         first :obj:`width[q]` valid; :obj:`width = 0` when the query has no
         candidate at all) and :obj:`width` :obj:`[Q]`."""
-        scores, near = self._pagerank_chunk(queries)
-        if self.exclude_neighbors:
-            scores = scores.masked_fill(near, float('-inf'))
-        scores[torch.arange(queries.numel()), queries] = float('-inf')
+        num_queries = queries.numel()
+        x, near = self._power_iteration(queries, self.exclude_neighbors)
+        x[queries, torch.arange(num_queries)] = float('-inf')
+        scores = torch.empty(num_queries, self.num_items)
+        num_valid = torch.zeros(num_queries, dtype=torch.long)
+        step = _rows_per_block(num_queries)
+        for lo in range(0, self.num_items, step):
+            block = x[lo:lo + step]
+            if near is not None:
+                block.masked_fill_(near[lo:lo + step], float('-inf'))
+            # Finite: the scores are in [0, 1] or -inf.
+            num_valid += (block > float('-inf')).sum(dim=0)
+            scores[:, lo:lo + block.size(0)].copy_(block.t())
         lo, hi = self.band
-        num_valid = torch.isfinite(scores).sum(dim=1)
         top = scores.topk(min(hi, self.num_items), dim=1).indices
         hi_q = num_valid.clamp(max=hi)
         lo_q = torch.minimum(torch.full_like(hi_q, lo), hi_q - 1).clamp(min=0)
-        pos = lo_q.unsqueeze(1) + torch.arange(hi - lo)
-        band = top.gather(1, pos.clamp(max=top.size(1) - 1))
+        offset = torch.arange(hi - lo)
+        band = top.new_empty(num_queries, hi - lo)
+        step = _rows_per_block(hi - lo)
+        for row in range(0, num_queries, step):
+            pos = lo_q[row:row + step].unsqueeze(1) + offset
+            torch.gather(top[row:row + step], 1,
+                         pos.clamp_(max=top.size(1) - 1),
+                         out=band[row:row + step])
         width = (hi_q - lo_q).clamp(min=0)
         return band, width.masked_fill(num_valid == 0, 0)
 
@@ -199,20 +318,26 @@ class HardNegativeSampler:
             self._band_chunk(chunk)
             for chunk in torch.arange(self.num_items).split(self.chunk_size)
         ]
-        self._bands = (torch.cat([b for b, _ in bands]),
-                       torch.cat([w for _, w in bands]))
+        self._bands = (cat_blocks([b for b, _ in bands]).view(
+            self.num_items, -1), cat_blocks([w for _, w in bands]))
         return self
 
     def _sample_chunk(self, queries: Tensor, num_negatives: int,
                       generator: Optional[torch.Generator]) -> Tensor:
         if self._bands is not None:
-            band, width = (t.index_select(0, queries) for t in self._bands)
+            width = self._bands[1].index_select(0, queries)
         else:
             band, width = self._band_chunk(queries)
         rand = torch.rand(queries.numel(), num_negatives, dtype=torch.float64,
                           generator=generator)
         span = width.clamp(min=1).unsqueeze(1)
-        out = band.gather(1, (rand * span).long().clamp(max=span - 1))
+        pick = (rand * span).long().clamp(max=span - 1)
+        if self._bands is not None:
+            # The picked entries only, not the whole rows of the bands.
+            bands = self._bands[0]
+            out = bands.take(pick.add_(queries.unsqueeze(1) * bands.size(1)))
+        else:
+            out = band.gather(1, pick)
         none = width == 0
         if bool(none.any()):
             out[none] = torch.randint(self.num_items,

@@ -35,6 +35,11 @@ from pyg_lightgode.sampler import (
     sample_item_pairs,
 )
 from pyg_lightgode.sampler.hard_negatives import DEFAULT_RANK_RANGE, RankRange
+from pyg_lightgode.sampler.random_walk import (
+    BLOCK_SIZE,
+    cat_blocks,
+    full_blocks,
+)
 from pyg_lightgode.training.recipes import validation_evaluator
 from pyg_lightgode.training.trainer import (
     Trainer,
@@ -233,20 +238,42 @@ def user_item_importance(index: Tensor, num_users: int, num_items: int,
         user_csr[0][1:] > user_csr[0][:-1])
     trace = metapath_random_walk([user_csr, item_csr], users, num_traversals,
                                  restart_prob, num_walks, generator)
-    visited = trace[:, 1::2]  # Items are reached by the first hop.
-    walker = users.repeat_interleave(num_walks).view(-1, 1).expand_as(visited)
-    valid = visited >= 0
-    key = walker.masked_select(valid) * num_items + visited.masked_select(
-        valid)
-    key, count = torch.unique(key, return_counts=True)
+    # The visits of every user as sorted keys user * (I + 1) + item (items
+    # are reached by the first hop; ended walks count as item I) with their
+    # counts: a user's walks follow each other in the trace, so sorting
+    # within users, in blocks of users of at most BLOCK_SIZE visits (see
+    # BLOCK_SIZE), sorts all the keys.
+    width, stride = num_walks * num_traversals, num_items + 1
+    keys, counts = [], []
+    step = max(1, BLOCK_SIZE // max(width, 1))
+    for lo in range(0, users.numel() if width > 0 else 0, step):
+        visits = trace[lo * num_walks:(lo + step) * num_walks, 1::2].reshape(
+            -1, width)
+        visits = visits.masked_fill(visits < 0, num_items).sort(dim=1).values
+        visits += users[lo:lo + step].unsqueeze(1) * stride
+        key, count = torch.unique_consecutive(visits.view(-1),
+                                              return_counts=True)
+        keys.append(key)
+        counts.append(count)
     index = index.long()
-    query = index[0] * num_items + index[1]
-    if key.numel() == 0:
-        return torch.ones(query.numel())
-    pos = torch.searchsorted(key, query).clamp(max=key.numel() - 1)
-    found = key.index_select(0, pos) == query
-    return 1.0 + torch.where(found, count.index_select(0, pos),
-                             0).to(torch.float)
+    weight = full_blocks(index.size(1), 1, torch.float)
+    if len(keys) == 0:
+        return weight
+    key, count = cat_blocks(keys), cat_blocks(counts)
+    query = index.new_empty(index.size(1))
+    for lo in range(0, query.numel(), BLOCK_SIZE):
+        torch.add(index[1, lo:lo + BLOCK_SIZE],
+                  index[0, lo:lo + BLOCK_SIZE] * stride,
+                  out=query[lo:lo + BLOCK_SIZE])
+    # One search of all: its parallel grain is 200 queries, so blocks would
+    # not keep it on one thread, and one parallel region costs the least.
+    pos = torch.searchsorted(key, query)
+    for lo in range(0, query.numel(), BLOCK_SIZE):
+        at = pos[lo:lo + BLOCK_SIZE].clamp_(max=key.numel() - 1)
+        found = key.index_select(0, at) == query[lo:lo + BLOCK_SIZE]
+        weight[lo:lo + at.numel()] += torch.where(
+            found, count.index_select(0, at), 0).to(torch.float)
+    return weight
 
 
 def item_features(model: PinSage, split: BipartiteSplit) -> Optional[Tensor]:
