@@ -213,6 +213,25 @@ def run_hybrid(args, split, opts, common) -> dict:
     from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
     users, items, info, test_tables = lightgode_tables(args, split, opts,
                                                        common)
+    seeds = [int(seed) for seed in args.hybrid_seeds.split(',') if seed]
+    if seeds:
+        # An ensemble of LightGODE runs with other seeds: propagation is
+        # linear per column, so the concatenated tables score the sum of
+        # the runs' inner products (each run keeps d = 64).
+        runs = [(users, items, info, test_tables)] + [
+            lightgode_tables(argparse.Namespace(**{**vars(args),
+                                                   'seed': seed}),
+                             split, opts, dict(common, seed=seed))
+            for seed in seeds]
+        users = torch.cat([run[0] for run in runs], dim=1)
+        items = torch.cat([run[1] for run in runs], dim=1)
+        if test_tables is not None:
+            test_tables = tuple(torch.cat([run[3][j] for run in runs], dim=1)
+                                for j in range(2))
+        info = dict(info, seeds=[args.seed] + seeds,
+                    runs=[run[2] for run in runs],
+                    train_seconds=sum(run[2]['train_seconds']
+                                      for run in runs))
     tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                    LIGHTGODE_SETTINGS['movielens100k'])
     t = tuned['t'] if args.t is None else args.t
@@ -431,6 +450,9 @@ def main(argv=None):
     add('--hybrid-popularity', default='',
         help='candidate weights of a popularity part in the hybrid, chosen '
         'on validation (comma list, negative debiases; default: none)')
+    add('--hybrid-seeds', default='',
+        help="other seeds of LightGODE runs whose tables join the hybrid's "
+        'LightGODE part as an ensemble (comma list; default: none)')
     add('--hybrid-weights', default=None,
         help="candidate weights of each filter in the hybrid (comma list; "
         "default: fit_hybrid's coarse grid)")

@@ -95,7 +95,8 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
         str(FIXTURE), '--mode', 'full', '--epochs', '3', '--patience', '1',
         '--models', 'lightgode,hybrid', '--refit', '--hybrid-parts', 'gfcf',
         '--hybrid-t', '1,3', '--hybrid-popularity', '0,-0.1',
-        '--hybrid-weights', '0,0.5', '--hybrid-candidates',
+        '--hybrid-seeds', '7', '--hybrid-weights', '0,0.5',
+        '--hybrid-candidates',
         '{"gfcf": [{"alpha": 0.0}, {"alpha": 0.3}]}',
         '--cache', str(tmp_path / 'cache'), '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
@@ -105,9 +106,15 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
     refit = info['refit']
     assert 1 <= info['best_epoch'] <= info['epochs_run'] <= 3
     assert refit['epochs_run'] == refit['best_epoch'] == info['best_epoch']
-    assert len(list((tmp_path / 'cache').iterdir())) == 2
     hybrid = models['hybrid']
-    assert hybrid['lightgode_training']['refit'] == refit
+    training = hybrid['lightgode_training']
+    assert training['refit'] == refit
+    # The ensemble: the lightgode row's run (seed 2020) and one with seed 7,
+    # each selected and refitted, cached under its own keys.
+    assert training['seeds'] == [2020, 7]
+    assert [run['refit']['epochs_run'] for run in training['runs']] == [
+        run['best_epoch'] for run in training['runs']]
+    assert len(list((tmp_path / 'cache').iterdir())) == 4
     # The ODE time and the popularity weight were chosen on validation
     # among the candidates, and every candidate was evaluated.
     assert hybrid['t'] in (1.0, 3.0)
