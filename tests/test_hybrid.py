@@ -273,3 +273,18 @@ def test_fit_hybrid_chooses_filter_settings_on_validation():
     with pytest.raises(ValueError, match="'filter_candidates'"):
         fit_hybrid(split, user, item, parts=('gfcf', ),
                    filter_candidates={'gfcf': []})
+
+
+def test_fit_hybrid_candidates_of_a_non_spectral_filter_are_fitted():
+    r"""Turbo-CF has no SVD to share: each candidate is fitted on its own
+    (``fit_like`` would refuse it)."""
+    split = split_with_validation()
+    gen = torch.Generator().manual_seed(4)
+    user = torch.randn(split.num_users, 8, generator=gen)
+    item = torch.randn(split.num_items, 8, generator=gen)
+    candidates = [dict(alpha=0.5), dict(alpha=0.6, power=0.7)]
+    fusion, report = fit_hybrid(split, user, item, parts=('turbocf', ),
+                                coarse=(1.0, ),
+                                filter_candidates={'turbocf': candidates})
+    assert report['filter_settings']['turbocf'] in candidates
+    assert not TurboCF(3, 4).spectral and BSPM(3, 4, k=1).spectral

@@ -190,7 +190,7 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                 model = make_filter(name, split.name, num_users, num_items,
                                     **{**overrides.get(name, {}),
                                        **settings})
-                share = first is not None and hasattr(model, 'fit_like')
+                share = first is not None and model.spectral
                 model = model.fit_like(first) if share else model.fit(graph)
                 if first is None:
                     first = model

@@ -212,6 +212,14 @@ class GraphFilter(Scorer):
         self.graph, self.basis = graph_, basis
         return self
 
+    @property
+    def spectral(self) -> bool:
+        r"""Whether the filter has the spectral settings (:obj:`k`,
+        :obj:`svd`, :obj:`niter`, :obj:`seed`) that :meth:`fit_like`
+        needs (GF-CF, BSPM)."""
+        return all(hasattr(self, name) for name in ('k', 'svd', 'niter',
+                                                    'seed'))
+
     def fit_like(self, other: 'GraphFilter') -> 'GraphFilter':
         r"""Fits to the data that :obj:`other` (a fitted spectral filter of
         the same class and size) was fitted to, reusing its normalised graph
@@ -221,7 +229,7 @@ class GraphFilter(Scorer):
         comparing settings (*e.g.* on validation) at the cost of one SVD.
         Returns :obj:`self`."""
         spectral = ('k', 'svd', 'niter', 'seed')
-        if not all(hasattr(self, name) for name in spectral):
+        if not self.spectral:
             raise TypeError(f"fit_like supports the spectral filters (GFCF, "
                             f"BSPM), not {self.__class__.__name__}")
         if type(other) is not type(self) or not other.is_fitted or (
