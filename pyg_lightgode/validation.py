@@ -154,7 +154,25 @@ def check_index_range(index: Tensor, size: int, name: str,
     return index
 
 
+def check_neighborhood_index(edge_index: Tensor, num_nodes: int) -> Tensor:
+    r"""Checks a neighbourhood graph :obj:`[2, E]` (row 0 the neighbour, row
+    1 the target) of integer node ids in :obj:`[0, num_nodes - 1]` and
+    returns it as :obj:`int64`. Reads the data: synchronises once per
+    row."""
+    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
+            edge_index.size(0) != 2:
+        raise ValueError(f"'edge_index' must be a [2, E] tensor (neighbour "
+                         f"-> target), got "
+                         f"{getattr(edge_index, 'shape', type(edge_index))}")
+    return torch.stack([
+        check_index_range(check_index_dtype(edge_index[i], name).long(),
+                          num_nodes, name, 'node ids', 'num_nodes')
+        for i, name in enumerate(('edge_index[0]', 'edge_index[1]'))
+    ])
+
+
 __all__ = [
+    'check_neighborhood_index',
     'check_positive_int',
     'check_finite_float',
     'check_floating',

@@ -93,6 +93,7 @@ from pyg_lightgode.sampler.random_walk import (
 from pyg_lightgode.validation import (
     check_index_dtype,
     check_index_range,
+    check_neighborhood_index,
     check_positive_int,
 )
 
@@ -173,16 +174,7 @@ def hop_subgraph(edge_index: Tensor, edge_weight: Optional[Tensor],
                         else 0, int(seeds.max()) + 1 if seeds.numel() > 0
                         else 0)
     num_nodes = check_positive_int(num_nodes, 'num_nodes')
-    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
-            edge_index.size(0) != 2:
-        raise ValueError(f"'edge_index' must be a [2, E] tensor (neighbour "
-                         f"-> target), got "
-                         f"{getattr(edge_index, 'shape', type(edge_index))}")
-    edge_index = torch.stack([
-        check_index_range(check_index_dtype(edge_index[i], name).long(),
-                          num_nodes, name, 'node ids', 'num_nodes')
-        for i, name in enumerate(('edge_index[0]', 'edge_index[1]'))
-    ])
+    edge_index = check_neighborhood_index(edge_index, num_nodes)
     seeds = check_index_range(check_index_dtype(seeds, 'seeds').long().view(
         -1), num_nodes, 'seeds', 'node ids', 'num_nodes')
     if seeds.numel() == 0:

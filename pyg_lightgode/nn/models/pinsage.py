@@ -26,6 +26,7 @@ from pyg_lightgode.validation import (
     check_floating,
     check_index_dtype,
     check_index_range,
+    check_neighborhood_index,
     check_positive_int,
 )
 
@@ -41,15 +42,7 @@ def _check_node_ids(ids: Tensor, num_nodes: int, name: str) -> Tensor:
 
 def _check_neighborhood(edge_index: Tensor, edge_weight: OptTensor,
                         num_nodes: int) -> Tuple[Tensor, OptTensor]:
-    if not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or \
-            edge_index.size(0) != 2:
-        raise ValueError(f"'edge_index' must be a [2, E] tensor (neighbour "
-                         f"-> target), got "
-                         f"{getattr(edge_index, 'shape', type(edge_index))}")
-    edge_index = torch.stack([
-        _check_node_ids(edge_index[0], num_nodes, 'edge_index[0]'),
-        _check_node_ids(edge_index[1], num_nodes, 'edge_index[1]')
-    ])
+    edge_index = check_neighborhood_index(edge_index, num_nodes)
     if edge_weight is not None:
         edge_weight = check_edge_weight(edge_weight, edge_index.size(1))
     return edge_index, edge_weight
