@@ -46,6 +46,7 @@ from pyg_lightgode.sampler.random_walk import (
     bipartite_csr,
     cat_blocks,
     full_blocks,
+    rows_per_block,
     to_csr,
 )
 
@@ -127,16 +128,10 @@ def _transposed_transition(csr: CSR, num_cols: int) -> Tensor:
         return torch.sparse_csr_tensor(t_rowptr, t_col, weight, size)
 
 
-def _rows_per_block(width: int) -> int:
-    r"""Rows of an :obj:`[N, width]` tensor in a block of at most
-    :data:`BLOCK_SIZE` elements (one row if wider)."""
-    return max(1, BLOCK_SIZE // max(width, 1))
-
-
 def _transpose_into(x: Tensor, out: Tensor) -> Tensor:
     r"""Copies :obj:`x` :obj:`[N, Q]` transposed into :obj:`out`
     :obj:`[Q, N]`, in blocks of rows (see :data:`BLOCK_SIZE`)."""
-    step = _rows_per_block(x.size(1))
+    step = rows_per_block(x.size(1), BLOCK_SIZE)
     for lo in range(0, x.size(0), step):
         block = x[lo:lo + step]
         out[:, lo:lo + block.size(0)].copy_(block.t())
@@ -246,7 +241,7 @@ class HardNegativeSampler:
         each query (the query included: item -> user -> same item)."""
         num_items, num_queries = self.num_items, queries.numel()
         cols = torch.arange(num_queries)
-        step = _rows_per_block(num_queries)
+        step = rows_per_block(num_queries, BLOCK_SIZE)
         # x = restart, then restart + (1 - alpha) * P^T x: the products
         # alternate between two [I, Q] buffers through a [U, Q] one.
         x = full_blocks(num_items * num_queries, 0, torch.float).view(
@@ -287,7 +282,7 @@ class HardNegativeSampler:
         x[queries, torch.arange(num_queries)] = float('-inf')
         scores = torch.empty(num_queries, self.num_items)
         num_valid = torch.zeros(num_queries, dtype=torch.long)
-        step = _rows_per_block(num_queries)
+        step = rows_per_block(num_queries, BLOCK_SIZE)
         for lo in range(0, self.num_items, step):
             block = x[lo:lo + step]
             if near is not None:
@@ -301,7 +296,7 @@ class HardNegativeSampler:
         lo_q = torch.minimum(torch.full_like(hi_q, lo), hi_q - 1).clamp(min=0)
         offset = torch.arange(hi - lo)
         band = top.new_empty(num_queries, hi - lo)
-        step = _rows_per_block(hi - lo)
+        step = rows_per_block(hi - lo, BLOCK_SIZE)
         for row in range(0, num_queries, step):
             pos = lo_q[row:row + step].unsqueeze(1) + offset
             torch.gather(top[row:row + step], 1,

@@ -24,6 +24,7 @@ from pyg_lightgode.sampler.random_walk import (
     cat_blocks,
     check_walk_args,
     prepare_hops,
+    rows_per_block,
     to_csr,
     walk_steps,
 )
@@ -257,7 +258,7 @@ class ImportanceNeighborhood:
         column :obj:`w * num_traversals + t`; :obj:`0` for none)."""
         step, walks = len(self.hops), self.num_walks
         width = walks * self.num_traversals
-        per_block = max(1, BLOCK_SIZE // max(width, 1))
+        per_block = rows_per_block(width, BLOCK_SIZE)
         dtype = self.hops[0].col.dtype
         for offset in range(0, seeds.numel(), per_block):
             block = seeds[offset:offset + per_block].to(dtype).add_(1)

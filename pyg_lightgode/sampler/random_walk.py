@@ -130,6 +130,13 @@ class WalkHop(NamedTuple):
 BLOCK_SIZE = 16384
 
 
+def rows_per_block(width: int, block_size: int) -> int:
+    r"""Rows of an :obj:`[N, width]` tensor in a block of at most
+    :obj:`block_size` elements (one row if wider). Callers pass their
+    module's :data:`BLOCK_SIZE`, so tests can shrink it per module."""
+    return max(1, block_size // max(width, 1))
+
+
 def cat_blocks(parts: Sequence[Tensor], out: Optional[Tensor] = None,
                dtype: torch.dtype = torch.long) -> Tensor:
     r""":func:`torch.cat` of 1-D :obj:`parts` (into :obj:`out` if given)

@@ -39,6 +39,7 @@ from pyg_lightgode.sampler.random_walk import (
     BLOCK_SIZE,
     cat_blocks,
     full_blocks,
+    rows_per_block,
 )
 from pyg_lightgode.training.recipes import validation_evaluator
 from pyg_lightgode.training.trainer import (
@@ -245,7 +246,7 @@ def user_item_importance(index: Tensor, num_users: int, num_items: int,
     # BLOCK_SIZE), sorts all the keys.
     width, stride = num_walks * num_traversals, num_items + 1
     keys, counts = [], []
-    step = max(1, BLOCK_SIZE // max(width, 1))
+    step = rows_per_block(width, BLOCK_SIZE)
     for lo in range(0, users.numel() if width > 0 else 0, step):
         visits = trace[lo * num_walks:(lo + step) * num_walks, 1::2].reshape(
             -1, width)
