@@ -165,7 +165,7 @@ def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
     first: List[Weights] = []
     for name in anchors:
         for combo in weight_grid(singles + list(groups), coarse,
-                                 {'': 1.0}):
+                                 {name: 1.0}):
             # One member per slot; a slot weighing 0 needs no choice.
             choices = [members if combo[slot] != 0 else members[:1]
                        for slot, members in groups.items()]
