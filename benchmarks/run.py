@@ -134,7 +134,7 @@ def lightgode_tables(args, split, opts, common):
                                    LIGHTGODE_SETTINGS['movielens100k'])
     opts = dict(opts, **{key: tuned[key]
                          for key in ('batch_size', 'lr', 'weight_decay')})
-    settings = dict(dataset=args.dataset, seed=args.seed, dim=64,
+    settings = dict(dataset=args.dataset, seed=args.seed, dim=args.dim,
                     gamma=tuned['gamma'], sparse=tuned['sparse'], **opts)
     users, items, info = cached_tables(args, split, settings, opts, common,
                                        tuned)
@@ -162,7 +162,8 @@ def cached_tables(args, split, settings, opts, common, tuned):
         if entry.get('settings') == json.dumps(settings, sort_keys=True):
             print(f'lightgode: trained tables from {path}', file=sys.stderr)
             return entry['user'], entry['item'], dict(entry['info'])
-    model = LightGODE(split.num_users, split.num_items, 64, t=tuned['t'],
+    model = LightGODE(split.num_users, split.num_items, settings['dim'],
+                      t=tuned['t'],
                       gamma=tuned['gamma'], sparse=tuned['sparse'])
     result = train_lightgode(model, split, **opts, **common)
     info = dict(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
@@ -232,6 +233,21 @@ def run_hybrid(args, split, opts, common) -> dict:
                     runs=[run[2] for run in runs],
                     train_seconds=sum(run[2]['train_seconds']
                                       for run in runs))
+    extra_tables = {}
+    for spec in (s for s in args.hybrid_runs.split(',') if s):
+        # Other runs as separately weighted parts (seed:dim).
+        seed, _, dim = spec.partition(':')
+        run_args = argparse.Namespace(**{**vars(args), 'seed': int(seed),
+                                         'dim': int(dim or args.dim)})
+        run_u, run_i, run_info, run_test = lightgode_tables(
+            run_args, split, opts, dict(common, seed=run_args.seed))
+        name = f'lightgode-s{run_args.seed}-d{run_args.dim}'
+        extra_tables[name] = (run_u, run_i) + (
+            (run_test, ) if run_test is not None else ())
+        info = dict(info, extra_runs={**info.get('extra_runs', {}),
+                                      name: run_info},
+                    train_seconds=info['train_seconds'] +
+                    run_info['train_seconds'])
     tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                    LIGHTGODE_SETTINGS['movielens100k'])
     t = tuned['t'] if args.t is None else args.t
@@ -245,6 +261,7 @@ def run_hybrid(args, split, opts, common) -> dict:
     (fusion, report), fit_s = timed(lambda: fit_hybrid(
         split, users, items, parts=parts, t=t, test_tables=test_tables,
         popularity=popularity, filter_candidates=candidates,
+        extra_tables=extra_tables,
         **({'coarse': [float(value) for value in
                        args.hybrid_weights.split(',')]}
            if args.hybrid_weights else {})))
@@ -255,6 +272,7 @@ def run_hybrid(args, split, opts, common) -> dict:
     return {'model': 'hybrid', **metrics, 'weights': report['weights'],
             'validation': report['validation'], 'parts': parts, 't': t,
             'filter_settings': report['filter_settings'],
+            'extra_t': report['extra_t'],
             'lightgode_training': info, 'seconds': seconds}
 
 
@@ -453,6 +471,10 @@ def main(argv=None):
     add('--hybrid-seeds', default='',
         help="other seeds of LightGODE runs whose tables join the hybrid's "
         'LightGODE part as an ensemble (comma list; default: none)')
+    add('--hybrid-runs', default='',
+        help="other LightGODE runs fused as separately weighted parts, "
+        "each SEED:DIM, with weight and t chosen on validation (comma "
+        "list; default: none)")
     add('--hybrid-weights', default=None,
         help="candidate weights of each filter in the hybrid (comma list; "
         "default: fit_hybrid's coarse grid)")
@@ -462,6 +484,8 @@ def main(argv=None):
     add('--t', type=float, default=None,
         help="LightGODE ODE time (default: LIGHTGODE_SETTINGS' t)")
     add('--seed', type=int, default=2020)
+    add('--dim', type=int, default=64,
+        help="LightGODE's embedding size (default: the published d = 64)")
     add('--threads', type=int, default=torch.get_num_threads())
     add('--study', action='store_true',
         help='preliminary experiment and discrepancy study')

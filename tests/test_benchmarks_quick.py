@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
@@ -96,7 +97,7 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
         '--models', 'lightgode,hybrid', '--refit', '--hybrid-parts', 'gfcf',
         '--hybrid-t', '1,3', '--hybrid-popularity', '0,-0.1',
         '--hybrid-seeds', '7', '--hybrid-weights', '0,0.5',
-        '--hybrid-candidates',
+        '--hybrid-runs', '7:16', '--hybrid-candidates',
         '{"gfcf": [{"alpha": 0.0}, {"alpha": 0.3}]}',
         '--cache', str(tmp_path / 'cache'), '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
@@ -114,7 +115,17 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
     assert training['seeds'] == [2020, 7]
     assert [run['refit']['epochs_run'] for run in training['runs']] == [
         run['best_epoch'] for run in training['runs']]
-    assert len(list((tmp_path / 'cache').iterdir())) == 4
+    # --hybrid-runs: seed 7 with d = 16, selected and refitted too, fused
+    # as its own part with weight and t chosen on validation.
+    extra = training['extra_runs']['lightgode-s7-d16']
+    assert extra['refit']['epochs_run'] == extra['best_epoch']
+    assert hybrid['weights']['lightgode-s7-d16'] in (0.0, 0.5)
+    assert hybrid['extra_t'] == {'lightgode-s7-d16': hybrid['extra_t'][
+        'lightgode-s7-d16']} and hybrid['extra_t'][
+            'lightgode-s7-d16'] in (1.0, 3.0)
+    dims = sorted(torch.load(path, weights_only=True)['user'].size(1)
+                  for path in (tmp_path / 'cache').iterdir())
+    assert dims == [16, 16, 64, 64, 64, 64]
     # The ODE time and the popularity weight were chosen on validation
     # among the candidates, and every candidate was evaluated.
     assert hybrid['t'] in (1.0, 3.0)

@@ -288,3 +288,50 @@ def test_fit_hybrid_candidates_of_a_non_spectral_filter_are_fitted():
                                 filter_candidates={'turbocf': candidates})
     assert report['filter_settings']['turbocf'] in candidates
     assert not TurboCF(3, 4).spectral and BSPM(3, 4, k=1).spectral
+
+
+def test_fit_hybrid_weighs_extra_runs_on_validation():
+    r"""An extra run whose tables score the validation items on top beside
+    a noise anchor: validation gives it a weight, its ODE time is chosen
+    among the candidates, and the test stage propagates its test tables
+    at that time over every known interaction."""
+    split = split_with_validation()
+    U, I = split.num_users, split.num_items
+    gen = torch.Generator().manual_seed(3)
+    noise = (torch.randn(U, 4, generator=gen), torch.randn(I, 4,
+                                                           generator=gen))
+    # One-hot users, items carrying their validation (and test) users.
+    good_items = torch.zeros(I, U)
+    good_items[split.val_index[1], split.val_index[0]] = 1.0
+    good = (torch.eye(U), good_items)
+    refit_items = torch.zeros(I, U)
+    refit_items[split.test_index[1], split.test_index[0]] = 1.0
+    fusion, report = fit_hybrid(
+        split, *noise, parts=(), t=[0.0, 1.0], coarse=(0.0, 1.0, 4.0),
+        refine=(), extra_tables={'good': (*good, (torch.eye(U),
+                                                  refit_items))})
+    best = max(report['validation'], key=lambda row: row['ndcg@20'])
+    assert report['weights']['good'] > 0
+    assert report['weights']['good'] == max(
+        best['weights']['good@0'], best['weights']['good@1'])
+    chosen = report['extra_t']['good']
+    assert best['weights'][f'good@{chosen:g}'] == report['weights']['good']
+    # Every weighting uses at most one propagated member of the slot.
+    assert all(row['weights']['good@0'] == 0 or row['weights']['good@1'] == 0
+               for row in report['validation'])
+    users = torch.arange(U)
+    expected = propagate_tables(torch.eye(U), refit_items,
+                                known_graph(split, 'test'), t=chosen)
+    assert torch.allclose(fusion.scorers[1].score(users),
+                          expected[0] @ expected[1].t(), atol=1e-5)
+    # One candidate time: the run is a plain part with its own weight.
+    _, single = fit_hybrid(split, *noise, parts=(), t=1.0,
+                           coarse=(0.0, 1.0), refine=(),
+                           extra_tables={'good': good})
+    assert single['weights']['good'] == 1.0
+    assert single['extra_t'] == {'good': 1.0}
+    for bad in ({'good': (good[0][:-1], good[1])},
+                {'good': (*good, (good[0], good[1][:, :3]))},
+                {'bspm': good}, {'a@b': good}):
+        with pytest.raises(ValueError, match="'extra_tables'"):
+            fit_hybrid(split, *noise, parts=(), extra_tables=bad)

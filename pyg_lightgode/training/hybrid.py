@@ -109,6 +109,27 @@ def propagate_tables(user_emb: Tensor, item_emb: Tensor, graph: Tensor,
     return out[:num_users], out[num_users:]
 
 
+Tables = Tuple[Tensor, ...]
+
+
+def _check_extra(name: str, tables: Tables, num_users: int,
+                 num_items: int) -> Tables:
+    r"""Validates one entry of :func:`fit_hybrid`'s :obj:`extra_tables`."""
+    shapes = [tuple(t.shape) for t in tables[:2]]
+    ok = len(tables) in (2, 3) and len(shapes) == 2 and all(
+        len(shape) == 2 for shape in shapes) and shapes[0][0] == num_users \
+        and shapes[1][0] == num_items and shapes[0][1] == shapes[1][1]
+    if ok and len(tables) == 3:
+        test = tables[2]
+        ok = len(test) == 2 and [tuple(t.shape) for t in test] == shapes
+    if not ok:
+        raise ValueError(f"'extra_tables'[{name!r}] must be (user_emb, "
+                         f"item_emb[, (test_user_emb, test_item_emb)]) with "
+                         f"[{num_users}, d] and [{num_items}, d] tables "
+                         f"(got shapes {shapes})")
+    return tuple(tables)
+
+
 def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                parts: Sequence[str] = ('bspm', 'gfcf'),
                t: Union[float, Sequence[float]] = 3.0,
@@ -120,7 +141,8 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                progress: bool = False,
                test_tables: Optional[Tuple[Tensor, Tensor]] = None,
                popularity: Sequence[float] = (),
-               filter_candidates: Optional[Dict[str, Sequence[Dict]]] = None
+               filter_candidates: Optional[Dict[str, Sequence[Dict]]] = None,
+               extra_tables: Optional[Dict[str, Tables]] = None
                ) -> Tuple[ScoreFusion, Dict]:
     r"""Fits the hybrid of trained LightGODE tables (:obj:`user_emb`,
     :obj:`item_emb`: :math:`\mathbf{E}_0`, before propagation) and the
@@ -147,6 +169,11 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
             :obj:`filter_overrides`): the one of the best validation fusion
             is used (the variants share one SVD when their :obj:`k`
             agrees, see :meth:`GraphFilter.fit_like`).
+        extra_tables (dict, optional): Other trained runs (*e.g.* another
+            seed or embedding size), each fused as its own part with its
+            own weight (from :obj:`coarse`) and ODE time (from :obj:`t`),
+            chosen on validation: a name mapped to :obj:`(user_emb,
+            item_emb)` or :obj:`(user_emb, item_emb, test_tables)`.
     """
     if split.val_index is None or split.val_index.numel() == 0:
         raise ValueError("fit_hybrid needs a validation part in 'split' "
@@ -170,18 +197,28 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
         raise ValueError(f"'filter_candidates' must map filters of 'parts' "
                          f"to non-empty lists of settings (got "
                          f"{filter_candidates!r})")
+    extras = {name: _check_extra(name, tables, split.num_users,
+                                 split.num_items)
+              for name, tables in (extra_tables or {}).items()}
+    clash = set(extras) & (set(FILTERS) | {'lightgode', 'popularity'})
+    if clash or any('@' in name or '#' in name for name in extras):
+        raise ValueError(f"'extra_tables' names must differ from the "
+                         f"filters, 'lightgode' and 'popularity' and hold "
+                         f"no '@' or '#' (got {sorted(extras)})")
     overrides = filter_overrides or {}
     num_users, num_items = split.num_users, split.num_items
     seconds: Dict[str, float] = {}
 
-    def stage(graph: Tensor, tag: str, tables: Tuple[Tensor, Tensor],
-              times: Sequence[float], variants: Dict[str, List[Dict]]
-              ) -> Dict[str, object]:
+    def stage(graph: Tensor, tag: str, runs: Dict[str, Tables],
+              times: Dict[str, Sequence[float]],
+              variants: Dict[str, List[Dict]]) -> Dict[str, object]:
         out: Dict[str, object] = {}
         start = time.perf_counter()
-        for time_ in times:
-            users, items = propagate_tables(*tables, graph, time_, method)
-            out[f'lightgode@{time_:g}'] = EmbeddingScorer(users, items)
+        for run, tables in runs.items():
+            for time_ in times[run]:
+                users, items = propagate_tables(*tables, graph, time_,
+                                                method)
+                out[f'{run}@{time_:g}'] = EmbeddingScorer(users, items)
         seconds[f'propagate_{tag}'] = time.perf_counter() - start
         for name in parts:
             start = time.perf_counter()
@@ -203,14 +240,23 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
 
     variants = {name: [dict(c) for c in candidates.get(name, [{}])]
                 for name in parts}
-    val_parts = stage(known_graph(split, 'val'), 'val', (user_emb, item_emb),
-                      times, variants)
+    run_times = {run: times for run in ['lightgode', *extras]}
+    val_parts = stage(known_graph(split, 'val'), 'val',
+                      {'lightgode': (user_emb, item_emb),
+                       **{run: tables[:2] for run, tables in extras.items()}},
+                      run_times, variants)
     anchors = [f'lightgode@{time_:g}' for time_ in times]
-    grids = {name: list(coarse) for name in parts}
+    grids = {name: list(coarse) for name in [*parts, *extras]}
     if popularity:
         grids['popularity'] = list(popularity)
     alternatives = {name: [f'{name}#{i}' for i in range(len(found))]
                     for name, found in variants.items() if len(found) > 1}
+    for run in extras:
+        # One propagated member per candidate time; one alone is a part.
+        if len(times) > 1:
+            alternatives[run] = [f'{run}@{time_:g}' for time_ in times]
+        else:
+            val_parts[run] = val_parts.pop(f'{run}@{times[0]:g}')
     start = time.perf_counter()
     weights, rows = select_fusion(val_parts, split.val_index,
                                   split.known_interactions('val'), num_users,
@@ -220,29 +266,37 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     seconds['select_val'] = time.perf_counter() - start
     del val_parts
     chosen = times[[weights[name] for name in anchors].index(1.0)]
-    settings = {}
+    settings: Dict[str, Dict] = {}
+    extra_t = {run: [times[0]] for run in extras}
     for name, members in alternatives.items():
         # The member carrying the slot's weight (the first when it is 0).
         index = next((i for i, member in enumerate(members)
                       if weights[member] != 0), 0)
         weights[name] = weights[members[index]]
-        settings[name] = variants[name][index]
-        variants[name] = [variants[name][index]]
+        if name in extras:
+            extra_t[name] = [times[index]]
+        else:
+            settings[name] = variants[name][index]
+            variants[name] = [variants[name][index]]
         for member in members:
             del weights[member]
     weights = {'lightgode': 1.0, **{name: weight for name, weight
                                     in weights.items()
                                     if name not in anchors}}
-    test_parts = stage(known_graph(split, 'test'), 'test',
-                       test_tables or (user_emb, item_emb), [chosen],
-                       variants)
-    test_parts = {'lightgode': test_parts.pop(f'lightgode@{chosen:g}'),
-                  **test_parts}
+    test_runs = {'lightgode': test_tables or (user_emb, item_emb),
+                 **{run: tables[2] if len(tables) > 2 else tables[:2]
+                    for run, tables in extras.items()}}
+    test_parts = stage(known_graph(split, 'test'), 'test', test_runs,
+                       {'lightgode': [chosen], **extra_t}, variants)
+    test_parts = {run: test_parts.pop(f'{run}@{run_t[0]:g}')
+                  for run, run_t in {'lightgode': [chosen],
+                                     **extra_t}.items()} | test_parts
     names = [name for name in test_parts if weights.get(name, 0) != 0]
     fusion = ScoreFusion([test_parts[name] for name in names],
                          [weights[name] for name in names])
     report = {'weights': weights, 'validation': rows, 'seconds': seconds,
               't': chosen, 'times': times, 'method': method,
+              'extra_t': {run: run_t[0] for run, run_t in extra_t.items()},
               'parts': list(parts), 'filter_settings': settings}
     return fusion, report
 
