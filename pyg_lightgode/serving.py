@@ -319,12 +319,18 @@ class LightGODERecommender(Recommender):
 
 
 def _filter_classes() -> Dict[str, Type]:
-    from pyg_lightgode.nn.models.graph_filters import BSPM, GFCF, TurboCF
-    return {'gfcf': GFCF, 'bspm': BSPM, 'turbocf': TurboCF}
+    from pyg_lightgode.nn.models.graph_filters import (
+        BSPM,
+        GFCF,
+        TurboCF,
+        UserKNN,
+    )
+    return {'gfcf': GFCF, 'bspm': BSPM, 'turbocf': TurboCF,
+            'userknn': UserKNN}
 
 
 #: Graph filters a :class:`FilterRecommender` builds by name.
-FILTER_NAMES = ('gfcf', 'bspm', 'turbocf')
+FILTER_NAMES = ('gfcf', 'bspm', 'turbocf', 'userknn')
 
 
 class FilterRecommender(Recommender):
@@ -338,7 +344,8 @@ class FilterRecommender(Recommender):
     costs.
 
     Args:
-        name (str): :obj:`'gfcf'`, :obj:`'bspm'` or :obj:`'turbocf'`.
+        name (str): :obj:`'gfcf'`, :obj:`'bspm'`, :obj:`'turbocf'` or
+            :obj:`'userknn'`.
         num_users (int): Users of the fitted graph.
         num_items (int): Catalogue size.
         edge_index (torch.Tensor): The interactions to fit :obj:`[2, E]`.

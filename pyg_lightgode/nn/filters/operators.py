@@ -44,8 +44,8 @@ def row_pointers(row: Tensor, num_rows: int) -> Tensor:
     return crow
 
 
-def _csr(row: Tensor, col: Tensor, value: Tensor, size: Tuple[int, int]
-         ) -> Tensor:
+def sorted_csr(row: Tensor, col: Tensor, value: Tensor,
+               size: Tuple[int, int]) -> Tensor:
     r"""A CSR matrix from COO entries sorted by row."""
     with quiet_sparse_csr():
         return torch.sparse_csr_tensor(row_pointers(row, size[0]), col,
@@ -171,10 +171,10 @@ def normalize_interactions(graph, num_users: int, num_items: int,
                               device=value.device).index_add_(0, item, value)
     norm = value * _inv_pow(user_degree, user_power)[user] * _inv_pow(
         item_degree, item_power)[item]
-    matrix = _csr(user, item, norm, (num_users, num_items))
+    matrix = sorted_csr(user, item, norm, (num_users, num_items))
     perm = torch.argsort(item * num_users + user)
-    matrix_t = _csr(item[perm], user[perm], norm[perm],
-                    (num_items, num_users))
+    matrix_t = sorted_csr(item[perm], user[perm], norm[perm],
+                          (num_items, num_users))
     return NormalizedGraph(matrix, matrix_t, user_degree, item_degree)
 
 
@@ -467,4 +467,5 @@ def turbo_item_item(graph, num_users: int, num_items: int,
         values.append(value)
     row, col, value = torch.cat(rows), torch.cat(cols), torch.cat(values)
     perm = torch.argsort(row * num_items + col)
-    return _csr(row[perm], col[perm], value[perm], (num_items, num_items))
+    return sorted_csr(row[perm], col[perm], value[perm],
+                      (num_items, num_items))

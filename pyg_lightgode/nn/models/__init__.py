@@ -7,6 +7,7 @@ from .graph_filters import (
     ScoreFusion,
     Scorer,
     TurboCF,
+    UserKNN,
     standardize,
 )
 from .lightgode import LightGODE, embedding_discrepancy
@@ -20,6 +21,7 @@ __all__ = [
     'ScoreFusion',
     'Scorer',
     'TurboCF',
+    'UserKNN',
     'standardize',
     'LightGODE',
     'PinSage',

@@ -1,0 +1,110 @@
+r"""User-based nearest neighbours (:class:`UserKNN`): against a dense
+float64 reference, inductive scoring of a user left out of the fit, batches,
+empty rows, the evaluator on a hand-checkable graph, and bad input."""
+import pytest
+import torch
+
+from pyg_lightgode.metrics import RankingEvaluator
+from pyg_lightgode.nn.models import UserKNN
+
+U, I = 30, 25
+F64 = torch.float64
+
+
+def random_dense(seed=0, p=0.2):
+    gen = torch.Generator().manual_seed(seed)
+    R = (torch.rand(U, I, generator=gen) < p).to(F64)
+    R[4] = 0  # A user without interactions.
+    return R
+
+
+def dense_reference(R, rows, k, alpha, power, own=None):
+    r"""Scores of :obj:`rows` by the formula of the docstring, float64;
+    :obj:`own` are the rows' user ids (left out of their neighbours)."""
+    d = R.sum(1)
+    own_degree = rows.sum(1).clamp_min(1e-12) ** alpha
+    sim = (rows @ R.t()) / own_degree[:, None] / (
+        d.clamp_min(1e-12) ** (1 - alpha))[None, :]
+    if own is not None:
+        sim[torch.arange(rows.size(0)), own] = 0
+    weight, index = sim.topk(k, dim=1)
+    S = torch.zeros_like(sim).scatter_(1, index, weight.clamp_min(0) ** power)
+    return S @ R
+
+
+@pytest.mark.parametrize('k,alpha,power', [(3, 0.5, 1.0), (8, 0.0, 2.0),
+                                           (1, 1.0, 0.5), (U, 0.5, 1.0)])
+def test_scores_match_dense_reference(k, alpha, power):
+    R = random_dense()
+    model = UserKNN(U, I, k=k, alpha=alpha, power=power).fit(
+        R.nonzero().t())
+    users = torch.arange(U)
+    expected = dense_reference(R, R, k, alpha, power, own=users)
+    torch.testing.assert_close(model.score(users).double(), expected,
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_inductive_user_equals_fitted_user():
+    R = random_dense(seed=1)
+    full = UserKNN(U, I, k=4).fit(R.nonzero().t())
+    for user in (0, 7, 29):
+        without = R.clone()
+        without[user] = 0
+        model = UserKNN(U, I, k=4).fit(without.nonzero().t())
+        row = R[user:user + 1].float()
+        torch.testing.assert_close(model(row), full.score(
+            torch.tensor([user])), atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(model(row.to_sparse()), model(row))
+
+
+def test_batches_empty_rows_and_graph_forms():
+    R = random_dense(seed=2)
+    index = R.nonzero().t()
+    model = UserKNN(U, I, k=5).fit(index)
+    users = torch.tensor([3, 4, 0, 29, 3])
+    batch = model.score(users)
+    single = torch.cat([model.score(users[i:i + 1]) for i in range(5)])
+    torch.testing.assert_close(batch, single)
+    assert torch.equal(batch[1], torch.zeros(I))  # No interactions.
+    assert torch.equal(model(torch.zeros(2, I)), torch.zeros(2, I))
+    # Duplicate edges count once; a sparse matrix gives the same scores.
+    twice = UserKNN(U, I, k=5).fit(torch.cat([index, index[:, :7]], 1))
+    torch.testing.assert_close(twice.score(users), batch)
+    sparse = UserKNN(U, I, k=5).fit(R.float().to_sparse())
+    torch.testing.assert_close(sparse.score(users), batch)
+
+
+def test_evaluator_on_two_communities():
+    r"""Users 0-2 share items 0-2, users 3-5 items 3-5; each user misses
+    one item of their community in training, which only their community's
+    neighbours hold: with k = 2 it ranks first (recall@1 = 1)."""
+    pairs = [(u, i) for u in range(3) for i in range(3)] + \
+        [(u, i) for u in range(3, 6) for i in range(3, 6)]
+    test = torch.tensor([[u, (u + 1) % 3 + 3 * (u // 3)]
+                         for u in range(6)]).t()
+    train = torch.tensor([p for p in pairs
+                          if p not in set(map(tuple, test.t().tolist()))]).t()
+    model = UserKNN(6, 6, k=2).fit(train)
+    evaluator = RankingEvaluator(test, exclude=train, ks=(1, ),
+                                 metrics=('recall', ))
+    assert evaluator.evaluate_scorer(model.score, 6, 6)['recall@1'] == 1.0
+    # Every item of the other community scores 0.
+    scores = model.score(torch.arange(6))
+    assert torch.equal(scores[:3, 3:], torch.zeros(3, 3))
+    assert torch.equal(scores[3:, :3], torch.zeros(3, 3))
+
+
+def test_bad_input_names_the_argument():
+    for kwargs, name in ((dict(k=0), "'k'"), (dict(alpha=1.5), "'alpha'"),
+                         (dict(alpha=-0.1), "'alpha'"),
+                         (dict(power=0.0), "'power'")):
+        with pytest.raises(ValueError, match=name):
+            UserKNN(U, I, **kwargs)
+    assert UserKNN(U, I, k=10 * U).k == U
+    with pytest.raises(RuntimeError, match='not fitted'):
+        UserKNN(U, I).score(torch.tensor([0]))
+    model = UserKNN(U, I).fit(random_dense().nonzero().t())
+    with pytest.raises(ValueError, match="'users'"):
+        model.score(torch.tensor([U]))
+    with pytest.raises(ValueError, match="'graph'"):
+        UserKNN(U, I).fit(torch.tensor([[0], [I]]))
