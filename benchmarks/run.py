@@ -210,6 +210,18 @@ def run_filter(args, split, name) -> dict:
             'seconds': {'fit': fit_s, 'score_and_rank': score_s}}
 
 
+def parse_weights(text: str):
+    r"""``--hybrid-weights``: one comma list for every part, or
+    ``part=w1,w2;part=w3`` per part."""
+    if '=' not in text:
+        return [float(value) for value in text.split(',')]
+    out = {}
+    for item in text.split(';'):
+        name, _, values = item.partition('=')
+        out[name.strip()] = [float(value) for value in values.split(',')]
+    return out
+
+
 def run_hybrid(args, split, opts, common) -> dict:
     from pyg_lightgode.training.hybrid import fit_hybrid
     from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
@@ -263,8 +275,7 @@ def run_hybrid(args, split, opts, common) -> dict:
         split, users, items, parts=parts, t=t, test_tables=test_tables,
         popularity=popularity, filter_candidates=candidates,
         extra_tables=extra_tables,
-        **({'coarse': [float(value) for value in
-                       args.hybrid_weights.split(',')]}
+        **({'coarse': parse_weights(args.hybrid_weights)}
            if args.hybrid_weights else {})))
     t = report['t']
     metrics, score_s = timed(lambda: scorer_metrics(split, fusion.score))
@@ -477,8 +488,9 @@ def main(argv=None):
         "each SEED:DIM, with weight and t chosen on validation (comma "
         "list; default: none)")
     add('--hybrid-weights', default=None,
-        help="candidate weights of each filter in the hybrid (comma list; "
-        "default: fit_hybrid's coarse grid)")
+        help="candidate weights of each filter in the hybrid (comma list, "
+        "or per part: 'bspm=0.5,1;userknn=0.2,0.3'; default: fit_hybrid's "
+        "coarse grid)")
     add('--hybrid-candidates', default=None,
         help='candidate settings of the filters in the hybrid, chosen on '
         'validation, as JSON: {"bspm": [{"beta": 0.1}, {"beta": 0.2}]}')

@@ -97,7 +97,8 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
         str(FIXTURE), '--mode', 'full', '--epochs', '3', '--patience', '1',
         '--models', 'lightgode,hybrid', '--refit', '--hybrid-parts', 'gfcf',
         '--hybrid-t', '1,3', '--hybrid-popularity', '0,-0.1',
-        '--hybrid-seeds', '7', '--hybrid-weights', '0,0.5',
+        '--hybrid-seeds', '7', '--hybrid-weights',
+        'gfcf=0,0.5;lightgode-s7-d16=0,0.5',
         '--hybrid-runs', '7:16', '--hybrid-candidates',
         '{"gfcf": [{"alpha": 0.0}, {"alpha": 0.3}]}',
         '--cache', str(tmp_path / 'cache'), '--json', str(out)

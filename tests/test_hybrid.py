@@ -13,6 +13,7 @@ from pyg_lightgode.nn.models import (
     Popularity,
     ScoreFusion,
     TurboCF,
+    UserKNN,
     standardize,
 )
 from pyg_lightgode.training import recipes
@@ -335,3 +336,33 @@ def test_fit_hybrid_weighs_extra_runs_on_validation():
                 {'bspm': good}, {'a@b': good}):
         with pytest.raises(ValueError, match="'extra_tables'"):
             fit_hybrid(split, *noise, parts=(), extra_tables=bad)
+
+
+def test_fit_hybrid_per_part_weights_and_userknn_part():
+    split = split_with_validation()
+    gen = torch.Generator().manual_seed(4)
+    user = torch.randn(split.num_users, 8, generator=gen)
+    item = torch.randn(split.num_items, 8, generator=gen)
+    fusion, report = fit_hybrid(
+        split, user, item, parts=('gfcf', 'userknn'), refine=(),
+        coarse={'gfcf': [0.0, 0.5], 'userknn': [0.0, 0.3, 3.0]},
+        filter_overrides={'gfcf': {'k': 4}, 'userknn': {'k': 5}})
+    rows = report['validation']
+    assert len(rows) == 6
+    assert {row['weights']['userknn'] for row in rows} == {0.0, 0.3, 3.0}
+    assert {row['weights']['gfcf'] for row in rows} == {0.0, 0.5}
+    best = max(rows, key=lambda row: row['ndcg@20'])['weights']
+    assert report['weights'] == {'lightgode': 1.0, 'gfcf': best['gfcf'],
+                                 'userknn': best['userknn']}
+    # Random tables: the neighbours win here. The test-stage user-kNN part
+    # is fitted on every known interaction.
+    assert best['userknn'] == 3.0
+    part = fusion.scorers[-1]
+    assert isinstance(part, UserKNN) and part.k == 5
+    users = torch.arange(split.num_users)
+    expected = UserKNN(split.num_users, split.num_items, k=5).fit(
+        known_graph(split, 'test')).score(users)
+    assert torch.allclose(part.score(users), expected)
+    with pytest.raises(ValueError, match="'coarse'"):
+        fit_hybrid(split, user, item, parts=('gfcf', 'userknn'),
+                   coarse={'gfcf': [0.0]})

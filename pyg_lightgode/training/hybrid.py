@@ -27,7 +27,15 @@ of LightGODE's propagated tables and filters (:class:`ScoreFusion`).
    passed as :obj:`test_tables` (``benchmarks/run.py`` does so).
 """
 import time
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import torch
 from torch import Tensor
@@ -146,8 +154,8 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                t: Union[float, Sequence[float]] = 3.0,
                method: str = 'euler',
                filter_overrides: Optional[Dict[str, Dict]] = None,
-               coarse: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0,
-                                          3.0),
+               coarse: Union[Sequence[float], Mapping[str, Sequence[float]]
+                             ] = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
                refine: Sequence[float] = (),
                progress: bool = False,
                test_tables: Optional[Tuple[Tensor, Tensor]] = None,
@@ -166,6 +174,8 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     seconds per stage.
 
     Args:
+        coarse (list of float or dict): Candidate weights of every filter
+            and extra run, or a list per name.
         t (float or list of float): LightGODE's ODE time, or several
             candidates: the one of the best validation fusion is used.
         test_tables (tuple, optional): Tables refitted on training +
@@ -257,7 +267,13 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
                        **{run: tables[:2] for run, tables in extras.items()}},
                       run_times, variants)
     anchors = [f'lightgode@{time_:g}' for time_ in times]
-    grids = {name: list(coarse) for name in [*parts, *extras]}
+    if isinstance(coarse, Mapping):
+        missing = [name for name in [*parts, *extras] if name not in coarse]
+        if missing:
+            raise ValueError(f"'coarse' has no weights for {missing}")
+        grids = {name: list(coarse[name]) for name in [*parts, *extras]}
+    else:
+        grids = {name: list(coarse) for name in [*parts, *extras]}
     if popularity:
         grids['popularity'] = list(popularity)
     alternatives = {name: [f'{name}#{i}' for i in range(len(found))]
