@@ -322,15 +322,16 @@ def _filter_classes() -> Dict[str, Type]:
     from pyg_lightgode.nn.models.graph_filters import (
         BSPM,
         GFCF,
+        ItemKNN,
         TurboCF,
         UserKNN,
     )
     return {'gfcf': GFCF, 'bspm': BSPM, 'turbocf': TurboCF,
-            'userknn': UserKNN}
+            'userknn': UserKNN, 'itemknn': ItemKNN}
 
 
 #: Graph filters a :class:`FilterRecommender` builds by name.
-FILTER_NAMES = ('gfcf', 'bspm', 'turbocf', 'userknn')
+FILTER_NAMES = ('gfcf', 'bspm', 'turbocf', 'userknn', 'itemknn')
 
 
 class FilterRecommender(Recommender):
@@ -344,8 +345,8 @@ class FilterRecommender(Recommender):
     costs.
 
     Args:
-        name (str): :obj:`'gfcf'`, :obj:`'bspm'`, :obj:`'turbocf'` or
-            :obj:`'userknn'`.
+        name (str): :obj:`'gfcf'`, :obj:`'bspm'`, :obj:`'turbocf'`,
+            :obj:`'userknn'` or :obj:`'itemknn'`.
         num_users (int): Users of the fitted graph.
         num_items (int): Catalogue size.
         edge_index (torch.Tensor): The interactions to fit :obj:`[2, E]`.

@@ -28,14 +28,14 @@ def test_benchmark_runner_quick_mode(tmp_path):
     models = json.loads(out.read_text())['models']
     assert list(models) == ['lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3',
                             'pinsage', 'gfcf', 'bspm', 'turbocf', 'userknn',
-                            'hybrid']
+                            'itemknn', 'hybrid']
     for name, row in models.items():
         assert 0 < row['test']['recall@20'] <= 1, name
         assert 0 < row['test']['ndcg@20'] <= 1, name
         assert row['peak_mib'] > 0 and row['seconds'], name
     for name in ('lightgode', 'mf-bpr', 'pinsage'):
         assert models[name]['epochs_run'] == 1
-    for name in ('gfcf', 'bspm', 'turbocf', 'userknn'):
+    for name in ('gfcf', 'bspm', 'turbocf', 'userknn', 'itemknn'):
         assert set(models[name]['seconds']) == {'fit', 'score_and_rank'}
     hybrid = models['hybrid']
     assert hybrid['weights']['lightgode'] == 1.0 and hybrid['validation']

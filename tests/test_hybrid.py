@@ -20,6 +20,7 @@ from pyg_lightgode.training import recipes
 from pyg_lightgode.training.hybrid import (
     fit_hybrid,
     known_graph,
+    make_filter,
     propagate_tables,
 )
 from pyg_lightgode.training.recipes import train_lightgode
@@ -360,7 +361,8 @@ def test_fit_hybrid_per_part_weights_and_userknn_part():
     part = fusion.scorers[-1]
     assert isinstance(part, UserKNN) and part.k == 5
     users = torch.arange(split.num_users)
-    expected = UserKNN(split.num_users, split.num_items, k=5).fit(
+    expected = make_filter('userknn', split.name, split.num_users,
+                           split.num_items, k=5).fit(
         known_graph(split, 'test')).score(users)
     assert torch.allclose(part.score(users), expected)
     with pytest.raises(ValueError, match="'coarse'"):

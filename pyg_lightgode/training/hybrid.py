@@ -47,6 +47,7 @@ from pyg_lightgode.nn.models.graph_filters import (
     GFCF,
     EmbeddingScorer,
     GraphFilter,
+    ItemKNN,
     Popularity,
     ScoreFusion,
     TurboCF,
@@ -55,16 +56,18 @@ from pyg_lightgode.nn.models.graph_filters import (
 from pyg_lightgode.training.tuning import select_fusion
 
 FILTERS = {'gfcf': GFCF, 'bspm': BSPM, 'turbocf': TurboCF,
-           'userknn': UserKNN}
+           'userknn': UserKNN, 'itemknn': ItemKNN}
 #: Filters whose :obj:`k` is a spectral rank (capped on small catalogues).
 SPECTRAL = ('gfcf', 'bspm')
 
-#: User-kNN has no official settings on these splits: chosen on Gowalla's
-#: validation split as a part of the hybrid (BENCHMARKS section 9), and
-#: used as they are on every other dataset.
-USERKNN_SETTINGS = dict(k=50, alpha=0.5, power=1.0)
+#: The neighbour scorers have no official settings on these splits: chosen
+#: on Gowalla's validation split as parts of the hybrid (BENCHMARKS section
+#: 9), and used as they are on every other dataset.
+USERKNN_SETTINGS = dict(k=100, alpha=0.5, power=4.0)
+ITEMKNN_SETTINGS = dict(k=100, power=2.0)
 
-#: Official settings (SPEC section 7), and :data:`USERKNN_SETTINGS`.
+#: Official settings (SPEC section 7), and :data:`USERKNN_SETTINGS`,
+#: :data:`ITEMKNN_SETTINGS`.
 FILTER_SETTINGS = {
     'gowalla': {
         'gfcf': dict(k=256, alpha=0.3),
@@ -72,6 +75,7 @@ FILTER_SETTINGS = {
                      sharpen_t=2.5, sharpen_method='rk4', merge='early'),
         'turbocf': dict(alpha=0.6, power=0.7, filter=1),
         'userknn': USERKNN_SETTINGS,
+        'itemknn': ITEMKNN_SETTINGS,
     },
     'yelp2018': {
         'gfcf': dict(k=256, alpha=0.3),
@@ -80,6 +84,7 @@ FILTER_SETTINGS = {
                      t_point_combination=True),
         'turbocf': dict(alpha=0.6, power=1.0, filter=2),
         'userknn': USERKNN_SETTINGS,
+        'itemknn': ITEMKNN_SETTINGS,
     },
 }
 
@@ -332,6 +337,7 @@ __all__: List[str] = [
     'FILTERS',
     'FILTER_SETTINGS',
     'USERKNN_SETTINGS',
+    'ITEMKNN_SETTINGS',
     'filter_settings',
     'fit_hybrid',
     'known_graph',

@@ -1,11 +1,13 @@
-r"""User-based nearest neighbours (:class:`UserKNN`): against a dense
-float64 reference, inductive scoring of a user left out of the fit, batches,
-empty rows, the evaluator on a hand-checkable graph, and bad input."""
+r"""Nearest-neighbour scorers (:class:`UserKNN`, :class:`ItemKNN` and its
+operator :func:`knn_item_item`): against dense float64 references,
+inductive scoring of a user left out of the fit, batches, empty rows, the
+evaluator on a hand-checkable graph, and bad input."""
 import pytest
 import torch
 
 from pyg_lightgode.metrics import RankingEvaluator
-from pyg_lightgode.nn.models import UserKNN
+from pyg_lightgode.nn.filters import knn_item_item
+from pyg_lightgode.nn.models import ItemKNN, UserKNN
 
 U, I = 30, 25
 F64 = torch.float64
@@ -108,3 +110,70 @@ def test_bad_input_names_the_argument():
         model.score(torch.tensor([U]))
     with pytest.raises(ValueError, match="'graph'"):
         UserKNN(U, I).fit(torch.tensor([[0], [I]]))
+
+
+def dense_item_knn(R, k, power):
+    r""":math:`M_{ij} = c_{ij}^p` for the top-k items i of every item j."""
+    d = R.sum(0).clamp_min(1e-12).sqrt()
+    c = (R.t() @ R) / d[:, None] / d[None, :]
+    c.fill_diagonal_(0)
+    value, index = c.topk(k, dim=0)  # Column j: its k neighbours.
+    return torch.zeros_like(c).scatter_(0, index, value ** power)
+
+
+@pytest.mark.parametrize('k,power,block', [(4, 1.0, 2048), (4, 2.0, 3),
+                                           (I - 1, 0.5, 7), (1, 3.0, 1)])
+def test_knn_item_item_matches_dense(k, power, block):
+    R = random_dense(seed=3)
+    M = knn_item_item(R.nonzero().t(), U, I, k=k, power=power,
+                      block_size=block)
+    assert M.layout == torch.sparse_csr
+    expected = dense_item_knn(R, k, power)
+    torch.testing.assert_close(M.to_dense().double(), expected, atol=1e-6,
+                               rtol=1e-5)
+    # At most k entries per column, none on the diagonal, none zero.
+    dense = M.to_dense()
+    assert int((dense != 0).sum(0).max()) <= k
+    assert bool((dense.diagonal() == 0).all())
+    assert M.values().numel() == int((dense != 0).sum())
+
+
+def test_item_knn_scores_inductive_and_batched():
+    R = random_dense(seed=4)
+    model = ItemKNN(U, I, k=5, power=2.0, block_size=4).fit(
+        R.nonzero().t())
+    users = torch.arange(U)
+    expected = R @ dense_item_knn(R, 5, 2.0).t()
+    torch.testing.assert_close(model.score(users).double(), expected,
+                               atol=1e-5, rtol=1e-5)
+    # A new user's row is scored with the fitted neighbours.
+    row = torch.zeros(2, I)
+    row[0, [1, 2, 9]] = 1
+    torch.testing.assert_close(
+        model(row).double(), row.double() @ dense_item_knn(R, 5, 2.0).t(),
+        atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(model(row.to_sparse()), model(row))
+    assert torch.equal(model(row)[1], torch.zeros(I))
+    single = torch.cat([model.score(users[i:i + 1]) for i in range(U)])
+    torch.testing.assert_close(model.score(users), single)
+
+
+def test_item_knn_on_two_communities_and_bad_input():
+    pairs = [(u, i) for u in range(3) for i in range(3)] + \
+        [(u, i) for u in range(3, 6) for i in range(3, 6)]
+    test = torch.tensor([[u, (u + 1) % 3 + 3 * (u // 3)]
+                         for u in range(6)]).t()
+    held = set(map(tuple, test.t().tolist()))
+    train = torch.tensor([p for p in pairs if p not in held]).t()
+    model = ItemKNN(6, 6, k=2).fit(train)
+    evaluator = RankingEvaluator(test, exclude=train, ks=(1, ),
+                                 metrics=('recall', ))
+    assert evaluator.evaluate_scorer(model.score, 6, 6)['recall@1'] == 1.0
+    for kwargs, name in ((dict(k=0), "'k'"), (dict(power=-1.0), "'power'"),
+                         (dict(block_size=0), "'block_size'")):
+        with pytest.raises(ValueError, match=name):
+            ItemKNN(6, 6, **kwargs)
+    with pytest.raises(RuntimeError, match='not fitted'):
+        ItemKNN(6, 6).score(torch.tensor([0]))
+    with pytest.raises(ValueError, match="'users'"):
+        model.score(torch.tensor([6]))
