@@ -132,9 +132,11 @@ def equality_cases(split: BipartiteSplit) -> Dict[str, Callable]:
     from pyg_lightgode.nn.models import (
         BSPM,
         GFCF,
+        ItemKNN,
         LightGODE,
         PinSage,
         TurboCF,
+        UserKNN,
     )
     from pyg_lightgode.sampler import hop_subgraph
 
@@ -206,6 +208,8 @@ def equality_cases(split: BipartiteSplit) -> Dict[str, Callable]:
         'GFCF fit+score': graph_filter(GFCF, k=k),
         'BSPM fit+score': graph_filter(BSPM, k=k),
         'TurboCF fit+score': graph_filter(TurboCF),
+        'UserKNN fit+score': graph_filter(UserKNN, k=20, power=4.0),
+        'ItemKNN fit+score': graph_filter(ItemKNN, k=20, power=2.0),
     }
 
 

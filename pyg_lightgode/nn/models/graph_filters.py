@@ -392,9 +392,11 @@ class UserKNN(GraphFilter):
         pos = torch.repeat_interleave(start, count) + offset
         value = self._value[pos] * torch.repeat_interleave(
             weight.flatten(), count)
-        out = torch.zeros_like(x)
-        out.index_put_((self._col[pos], column), value, accumulate=True)
-        return out
+        # coalesce() sums the repeated (item, user) entries in a fixed
+        # order (index_put_(accumulate=True) does not, across threads).
+        return torch.sparse_coo_tensor(
+            torch.stack([self._col[pos], column]), value, tuple(x.shape),
+            check_invariants=False).coalesce().to_dense()
 
     def filter(self, x: Tensor) -> Tensor:
         return self._neighbours(x, None)
