@@ -164,8 +164,8 @@ def cached_tables(args, split, settings, opts, common, tuned):
             print(f'lightgode: trained tables from {path}', file=sys.stderr)
             return entry['user'], entry['item'], dict(entry['info'])
     model = LightGODE(split.num_users, split.num_items, settings['dim'],
-                      t=tuned['t'],
-                      gamma=tuned['gamma'], sparse=tuned['sparse'])
+                      t=tuned['t'], gamma=tuned['gamma'],
+                      sparse=tuned['sparse'])
     result = train_lightgode(model, split, **opts, **common)
     info = dict(best_epoch=result.best_epoch, epochs_run=result.epochs_run,
                 seconds_per_epoch=result.seconds_per_epoch,
@@ -227,16 +227,20 @@ def run_hybrid(args, split, opts, common) -> dict:
     from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
     users, items, info, test_tables = lightgode_tables(args, split, opts,
                                                        common)
+
+    def other_run(seed: int, dim: int):
+        # LightGODE's tables of a run with another seed / embedding size.
+        return lightgode_tables(
+            argparse.Namespace(**{**vars(args), 'seed': seed, 'dim': dim}),
+            split, opts, dict(common, seed=seed))
+
     seeds = [int(seed) for seed in args.hybrid_seeds.split(',') if seed]
     if seeds:
         # An ensemble of LightGODE runs with other seeds: propagation is
         # linear per column, so the concatenated tables score the sum of
-        # the runs' inner products (each run keeps d = 64).
+        # the runs' inner products (each run keeps its d).
         runs = [(users, items, info, test_tables)] + [
-            lightgode_tables(argparse.Namespace(**{**vars(args),
-                                                   'seed': seed}),
-                             split, opts, dict(common, seed=seed))
-            for seed in seeds]
+            other_run(seed, args.dim) for seed in seeds]
         users = torch.cat([run[0] for run in runs], dim=1)
         items = torch.cat([run[1] for run in runs], dim=1)
         if test_tables is not None:
@@ -250,11 +254,9 @@ def run_hybrid(args, split, opts, common) -> dict:
     for spec in (s for s in args.hybrid_runs.split(',') if s):
         # Other runs as separately weighted parts (seed:dim).
         seed, _, dim = spec.partition(':')
-        run_args = argparse.Namespace(**{**vars(args), 'seed': int(seed),
-                                         'dim': int(dim or args.dim)})
-        run_u, run_i, run_info, run_test = lightgode_tables(
-            run_args, split, opts, dict(common, seed=run_args.seed))
-        name = f'lightgode-s{run_args.seed}-d{run_args.dim}'
+        seed, dim = int(seed), int(dim or args.dim)
+        run_u, run_i, run_info, run_test = other_run(seed, dim)
+        name = f'lightgode-s{seed}-d{dim}'
         extra_tables[name] = (run_u, run_i) + (
             (run_test, ) if run_test is not None else ())
         info = dict(info, extra_runs={**info.get('extra_runs', {}),

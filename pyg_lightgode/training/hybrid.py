@@ -302,14 +302,14 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     del val_parts
     chosen = times[[weights[name] for name in anchors].index(1.0)]
     settings: Dict[str, Dict] = {}
-    extra_t = {run: [times[0]] for run in extras}
+    extra_t = {run: times[0] for run in extras}
     for name, members in alternatives.items():
         # The member carrying the slot's weight (the first when it is 0).
         index = next((i for i, member in enumerate(members)
                       if weights[member] != 0), 0)
         weights[name] = weights[members[index]]
         if name in extras:
-            extra_t[name] = [times[index]]
+            extra_t[name] = times[index]
         else:
             settings[name] = variants[name][index]
             variants[name] = [variants[name][index]]
@@ -321,17 +321,18 @@ def fit_hybrid(split: BipartiteSplit, user_emb: Tensor, item_emb: Tensor,
     test_runs = {'lightgode': test_tables or (user_emb, item_emb),
                  **{run: tables[2] if len(tables) > 2 else tables[:2]
                     for run, tables in extras.items()}}
+    test_times = {'lightgode': chosen, **extra_t}
     test_parts = stage(known_graph(split, 'test'), 'test', test_runs,
-                       {'lightgode': [chosen], **extra_t}, variants)
-    test_parts = {run: test_parts.pop(f'{run}@{run_t[0]:g}')
-                  for run, run_t in {'lightgode': [chosen],
-                                     **extra_t}.items()} | test_parts
+                       {run: [t_] for run, t_ in test_times.items()},
+                       variants)
+    test_parts = {run: test_parts.pop(f'{run}@{t_:g}')
+                  for run, t_ in test_times.items()} | test_parts
     names = [name for name in test_parts if weights.get(name, 0) != 0]
     fusion = ScoreFusion([test_parts[name] for name in names],
                          [weights[name] for name in names])
     report = {'weights': weights, 'validation': rows, 'seconds': seconds,
               't': chosen, 'times': times, 'method': method,
-              'extra_t': {run: run_t[0] for run, run_t in extra_t.items()},
+              'extra_t': extra_t,
               'parts': list(parts), 'filter_settings': settings}
     return fusion, report
 

@@ -509,7 +509,7 @@ def knn_item_item(graph, num_users: int, num_items: int, k: int = 100,
         width = prod.size(1)
         diagonal = torch.arange(width, device=prod.device)
         prod[diagonal + start, diagonal] = 0.0  # Not its own neighbour.
-        value, row = prod.topk(min(k, num_items), dim=0)  # [k, B]
+        value, row = prod.topk(k, dim=0)  # [k, B]
         col = diagonal.expand_as(row)
         mask = value > 0
         value = value[mask]

@@ -256,17 +256,24 @@ class GraphFilter(Scorer):
     def _needs_basis(self) -> bool:  # pragma: no cover
         return False
 
-    def user_rows(self, users: Tensor) -> Tensor:
-        r"""The fitted interaction rows of :obj:`users` as item-major
-        :obj:`[I, b]`."""
-        self._require_fit()
-        start, end = self._rowptr[users], self._rowptr[users + 1]
-        count = end - start
+    def _row_entries(self, users: Tensor) -> Tuple[Tensor, Tensor]:
+        r"""The fitted entries of the rows of :obj:`users` (any shape,
+        flattened): for each entry, the position of its user in
+        :obj:`users` and its position in :obj:`_col` / :obj:`_value`."""
+        users = users.flatten()
+        start = self._rowptr[users]
+        count = self._rowptr[users + 1] - start
         batch = torch.repeat_interleave(
             torch.arange(users.numel(), device=users.device), count)
         offset = torch.arange(batch.numel(), device=users.device) - \
             torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-        pos = start[batch] + offset
+        return batch, start[batch] + offset
+
+    def user_rows(self, users: Tensor) -> Tensor:
+        r"""The fitted interaction rows of :obj:`users` as item-major
+        :obj:`[I, b]`."""
+        self._require_fit()
+        batch, pos = self._row_entries(users)
         out = torch.zeros(self.num_items, users.numel(),
                           dtype=self._value.dtype, device=users.device)
         out[self._col[pos], batch] = self._value[pos]
@@ -382,16 +389,11 @@ class UserKNN(GraphFilter):
         weight, index = sim.topk(self.k, dim=0)  # [k, b]
         if self.power != 1.0:
             weight = weight.clamp(min=0).pow(self.power)
-        # Sum the neighbours' rows: gather their CSR segments.
-        start = self._rowptr[index].flatten()
-        count = self._rowptr[index + 1].flatten() - start
-        column = torch.arange(x.size(1), device=x.device).repeat(self.k)
-        column = torch.repeat_interleave(column, count)
-        offset = torch.arange(column.numel(), device=x.device) - \
-            torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-        pos = torch.repeat_interleave(start, count) + offset
-        value = self._value[pos] * torch.repeat_interleave(
-            weight.flatten(), count)
+        # Sum the neighbours' rows (index is [k, b]: entry j is column
+        # j % b).
+        neighbour, pos = self._row_entries(index)
+        column = neighbour % x.size(1)
+        value = self._value[pos] * weight.flatten()[neighbour]
         # coalesce() sums the repeated (item, user) entries in a fixed
         # order (index_put_(accumulate=True) does not, across threads).
         return torch.sparse_coo_tensor(
@@ -408,7 +410,31 @@ class UserKNN(GraphFilter):
             .contiguous()
 
 
-class ItemKNN(GraphFilter):
+class _ItemItemFilter(GraphFilter):
+    r"""A filter that scores through a sparse item--item matrix built at
+    fitting time (:meth:`_build`), in blocks of :obj:`block_size` items;
+    by default a user's scores are their row times that matrix."""
+    def __init__(self, num_users: int, num_items: int, block_size: int):
+        super().__init__(num_users, num_items)
+        self.block_size = _check_count(block_size, 'block_size')
+        self.item_item: Optional[Tensor] = None
+
+    def _build(self, graph) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def fit(self, graph) -> '_ItemItemFilter':
+        r"""Fits to :obj:`graph`; returns :obj:`self`."""
+        matrix = self._build(graph)
+        self._fit_rows(graph)
+        self.item_item = matrix
+        return self
+
+    def filter(self, x: Tensor) -> Tensor:
+        # The matrix maps an item-major signal [I, b] to the scores.
+        return torch.sparse.mm(self.item_item, x)
+
+
+class ItemKNN(_ItemItemFilter):
     r"""Item-based nearest neighbours: every item passes a user's
     interaction to its :obj:`k` most similar items (cosine similarity on
     the bipartite graph, raised to a power),
@@ -437,22 +463,13 @@ class ItemKNN(GraphFilter):
     """
     def __init__(self, num_users: int, num_items: int, k: int = 100,
                  power: float = 1.0, block_size: int = 2048):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, block_size)
         self.k = _check_count(k, 'k')
         self.power = _check_real(power, 'power', positive=True)
-        self.block_size = _check_count(block_size, 'block_size')
-        self.item_item: Optional[Tensor] = None
 
-    def fit(self, graph) -> 'ItemKNN':
-        r"""Fits to :obj:`graph`; returns :obj:`self`."""
-        matrix = knn_item_item(graph, self.num_users, self.num_items,
-                               self.k, self.power, self.block_size)
-        self._fit_rows(graph)
-        self.item_item = matrix
-        return self
-
-    def filter(self, x: Tensor) -> Tensor:
-        return torch.sparse.mm(self.item_item, x)
+    def _build(self, graph) -> Tensor:
+        return knn_item_item(graph, self.num_users, self.num_items, self.k,
+                             self.power, self.block_size)
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}({self.num_users}, '
@@ -661,7 +678,7 @@ class BSPM(GraphFilter):
                 f'merge={self.merge!r})')
 
 
-class TurboCF(GraphFilter):
+class TurboCF(_ItemItemFilter):
     r"""Turbo-CF from the `"Turbo-CF: Matrix Decomposition-Free Graph
     Filtering for Fast Recommendation" <https://arxiv.org/abs/2404.14243>`_
     paper: a polynomial filter of the power-normalised item--item matrix
@@ -690,26 +707,20 @@ class TurboCF(GraphFilter):
     def __init__(self, num_users: int, num_items: int, alpha: float = 0.6,
                  power: float = 0.7, filter: int = 1,
                  block_size: int = 2048):
-        super().__init__(num_users, num_items)
+        super().__init__(num_users, num_items, block_size)
         self.alpha = _check_real(alpha, 'alpha')
         self.power = _check_real(power, 'power', positive=True)
         if filter not in (1, 2):
             raise ValueError(f"'filter' must be 1 or 2 (got {filter!r})")
         self.filter_id = filter
-        self.block_size = _check_count(block_size, 'block_size')
-        self.item_item: Optional[Tensor] = None
 
-    def fit(self, graph) -> 'TurboCF':
-        r"""Fits to :obj:`graph`; returns :obj:`self`."""
-        matrix = turbo_item_item(graph, self.num_users, self.num_items,
-                                 self.alpha, self.power, self.block_size)
-        self._fit_rows(graph)
-        self.item_item = matrix
-        return self
+    def _build(self, graph) -> Tensor:
+        return turbo_item_item(graph, self.num_users, self.num_items,
+                               self.alpha, self.power, self.block_size)
 
     def filter(self, x: Tensor) -> Tensor:
         # P_a is symmetric, so (r P_a)^T = P_a x.
-        out = torch.sparse.mm(self.item_item, x)
+        out = super().filter(x)
         if self.filter_id == 2:
             out = 2 * out - torch.sparse.mm(self.item_item, out)
         return out
