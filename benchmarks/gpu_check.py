@@ -132,6 +132,7 @@ def equality_cases(split: BipartiteSplit) -> Dict[str, Callable]:
     from pyg_lightgode.nn.models import (
         BSPM,
         GFCF,
+        ChebyCF,
         ItemKNN,
         LightGODE,
         PinSage,
@@ -207,6 +208,7 @@ def equality_cases(split: BipartiteSplit) -> Dict[str, Callable]:
         'PinSage forward+inference': pinsage,
         'GFCF fit+score': graph_filter(GFCF, k=k),
         'BSPM fit+score': graph_filter(BSPM, k=k),
+        'ChebyCF fit+score': graph_filter(ChebyCF, k=k),
         'TurboCF fit+score': graph_filter(TurboCF),
         'UserKNN fit+score': graph_filter(UserKNN, k=20, power=4.0),
         'ItemKNN fit+score': graph_filter(ItemKNN, k=20, power=2.0),

@@ -38,7 +38,8 @@ from typing import Optional
 import torch
 
 TRAINED = ('lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3', 'pinsage')
-FILTER_MODELS = ('gfcf', 'bspm', 'turbocf', 'userknn', 'itemknn')
+FILTER_MODELS = ('gfcf', 'bspm', 'chebycf', 'turbocf', 'userknn',
+                 'itemknn')
 MODELS = TRAINED + FILTER_MODELS + ('hybrid', )
 DATASETS = ('movielens100k', 'gowalla', 'yelp2018')
 #: Datasets whose split holds out 10% of the training pairs for validation
@@ -58,7 +59,8 @@ SETTINGS = {  # Per model: batch size and learning rate.
     'lightgcn-3': dict(batch_size=2048, lr=5e-3),
     'pinsage': dict(batch_size=512, lr=1e-2),
     # FILTER_SETTINGS, per dataset:
-    'gfcf': {}, 'bspm': {}, 'turbocf': {}, 'userknn': {}, 'itemknn': {},
+    'gfcf': {}, 'bspm': {}, 'chebycf': {}, 'turbocf': {}, 'userknn': {},
+    'itemknn': {},
     'hybrid': {},  # LightGODE's settings + the filters'.
 }
 STUDY_TIMES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0]

@@ -322,16 +322,18 @@ def _filter_classes() -> Dict[str, Type]:
     from pyg_lightgode.nn.models.graph_filters import (
         BSPM,
         GFCF,
+        ChebyCF,
         ItemKNN,
         TurboCF,
         UserKNN,
     )
-    return {'gfcf': GFCF, 'bspm': BSPM, 'turbocf': TurboCF,
-            'userknn': UserKNN, 'itemknn': ItemKNN}
+    return {'gfcf': GFCF, 'bspm': BSPM, 'chebycf': ChebyCF,
+            'turbocf': TurboCF, 'userknn': UserKNN, 'itemknn': ItemKNN}
 
 
 #: Graph filters a :class:`FilterRecommender` builds by name.
-FILTER_NAMES = ('gfcf', 'bspm', 'turbocf', 'userknn', 'itemknn')
+FILTER_NAMES = ('gfcf', 'bspm', 'chebycf', 'turbocf', 'userknn',
+                'itemknn')
 
 
 class FilterRecommender(Recommender):
@@ -340,12 +342,13 @@ class FilterRecommender(Recommender):
 
     The artefact stores the filter's name, its constructor arguments
     (plain values) and the interaction graph; :func:`load_recommender`
-    refits the filter (a normalisation and, for GF-CF and BSPM, a seeded
-    SVD; Turbo-CF builds its item--item matrix), which is what loading
-    costs.
+    refits the filter (a normalisation and, for GF-CF, BSPM and ChebyCF, a
+    seeded SVD; Turbo-CF builds its item--item matrix), which is what
+    loading costs.
 
     Args:
-        name (str): :obj:`'gfcf'`, :obj:`'bspm'`, :obj:`'turbocf'`,
+        name (str): :obj:`'gfcf'`, :obj:`'bspm'`, :obj:`'chebycf'`,
+            :obj:`'turbocf'`,
             :obj:`'userknn'` or :obj:`'itemknn'`.
         num_users (int): Users of the fitted graph.
         num_items (int): Catalogue size.

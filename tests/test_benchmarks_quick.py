@@ -27,15 +27,16 @@ def test_benchmark_runner_quick_mode(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     models = json.loads(out.read_text())['models']
     assert list(models) == ['lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3',
-                            'pinsage', 'gfcf', 'bspm', 'turbocf', 'userknn',
-                            'itemknn', 'hybrid']
+                            'pinsage', 'gfcf', 'bspm', 'chebycf', 'turbocf',
+                            'userknn', 'itemknn', 'hybrid']
     for name, row in models.items():
         assert 0 < row['test']['recall@20'] <= 1, name
         assert 0 < row['test']['ndcg@20'] <= 1, name
         assert row['peak_mib'] > 0 and row['seconds'], name
     for name in ('lightgode', 'mf-bpr', 'pinsage'):
         assert models[name]['epochs_run'] == 1
-    for name in ('gfcf', 'bspm', 'turbocf', 'userknn', 'itemknn'):
+    for name in ('gfcf', 'bspm', 'chebycf', 'turbocf', 'userknn',
+                 'itemknn'):
         assert set(models[name]['seconds']) == {'fit', 'score_and_rank'}
     hybrid = models['hybrid']
     assert hybrid['weights']['lightgode'] == 1.0 and hybrid['validation']
@@ -66,15 +67,17 @@ def test_benchmark_runner_filters_on_yelp2018_fixture(tmp_path):
         sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--dataset',
         'yelp2018', '--root', str(tmp_path / 'data'), '--raw-dir',
         str(FIXTURE), '--mode', 'quick', '--epochs', '1', '--models',
-        'gfcf,bspm,turbocf,lightgode,hybrid', '--cache',
+        'gfcf,bspm,chebycf,turbocf,lightgode,hybrid', '--cache',
         str(tmp_path / 'cache'), '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result['dataset'] == 'yelp2018'
     models = result['models']
-    assert set(models) == {'gfcf', 'bspm', 'turbocf', 'lightgode', 'hybrid'}
+    assert set(models) == {'gfcf', 'bspm', 'chebycf', 'turbocf', 'lightgode',
+                           'hybrid'}
     assert models['gfcf']['settings']['k'] == 1  # min(6, 9) // 4
+    assert models['chebycf']['settings']['k'] == 1
     assert models['turbocf']['settings'] == dict(alpha=0.6, power=1.0,
                                                  filter=2)
     for row in models.values():

@@ -13,7 +13,8 @@ GOWALLA = ROOT.parent / 'shared' / 'data' / 'gowalla'
 CASES = ['LightGODEConv euler', 'LightGODEConv exact', 'LightGODEConv rk4',
          'PinSAGEConv', 'LightGODE.get_embedding',
          'PinSage forward+inference', 'GFCF fit+score', 'BSPM fit+score',
-         'TurboCF fit+score', 'UserKNN fit+score', 'ItemKNN fit+score']
+         'ChebyCF fit+score', 'TurboCF fit+score', 'UserKNN fit+score',
+         'ItemKNN fit+score']
 
 
 def run_check(tmp_path, *args):

@@ -1,7 +1,8 @@
 r"""Training-free graph filters (SPEC section 7): the operators of
 :mod:`pyg_lightgode.nn.filters` against dense float64 references, the GF-CF,
-BSPM and Turbo-CF models against the formulas of SPEC section 7, inductive
-scoring, the evaluator / recommend path, score fusion and input validation.
+BSPM, ChebyCF and Turbo-CF models against the formulas of SPEC section 7
+(ChebyCF: through an eigendecomposition), inductive scoring, the evaluator /
+recommend path, score fusion and input validation.
 
 Everything runs on small synthetic graphs (40 users x 30 items, and a
 hand-made 9 x 9 graph of two disjoint communities whose scores are worked
@@ -13,12 +14,15 @@ import torch
 
 from pyg_lightgode.nn.filters import (
     ITEM_ITEM_BLOCK,
+    MAX_CHEBYSHEV_ORDER,
     LinearFlow,
+    chebyshev_filter,
     ideal_basis,
     ideal_filter,
     interaction_matrix,
     item_item,
     normalize_interactions,
+    plateau_coefficients,
     rows_to_item_major,
     solve_flow,
     turbo_item_item,
@@ -27,6 +31,7 @@ from pyg_lightgode.nn.filters.operators import check_flow
 from pyg_lightgode.nn.models import (
     BSPM,
     GFCF,
+    ChebyCF,
     EmbeddingScorer,
     ScoreFusion,
     TurboCF,
@@ -84,6 +89,29 @@ def dense_ideal(R, V):
 def dense_turbo(R, alpha, power):
     Ra = dense_norm(R, alpha, 1 - alpha)
     return (Ra.t() @ Ra).pow(power)
+
+
+def chebyshev_response(coefficients, eigenvalues):
+    r""":math:`\sum_n c_n T_n(1 - 2\lambda)` with :math:`T_n(x) = \cos(n
+    \arccos x)` (the closed form, not the recurrence under test)."""
+    x = (1 - 2 * eigenvalues).clamp(-1, 1)
+    n = torch.arange(len(coefficients), dtype=F64)
+    return (coefficients.to(F64)[:, None] * torch.cos(
+        n[:, None] * torch.arccos(x)[None, :])).sum(0)
+
+
+def dense_chebycf(X, R, k, order, flatness, alpha, beta):
+    r"""ChebyCF on rows X [b, I] through the eigendecomposition of P~."""
+    lam, Q = torch.linalg.eigh(dense_item_item(R))
+    H = Q @ torch.diag(chebyshev_response(
+        plateau_coefficients(order, flatness), lam)) @ Q.t()
+    d = R.sum(0)
+    pre = inv_pow(d, beta)
+    post = torch.where(d > 0, d.clamp_min(1e-300).pow(beta),
+                       torch.zeros_like(d))
+    V, _ = dense_basis(R, k)
+    signal = X * pre[None, :]
+    return (signal @ H + alpha * signal @ V @ V.t()) * post[None, :]
 
 
 def gap_k(R, candidates=range(3, 11)):
@@ -206,6 +234,13 @@ def model_cases(k):
                            X, P, M, ideal=(1.0, 1, 'exact'),
                            blur=(1.0, 1, 'exact'),
                            sharpen=(2.5, 1, 'exact'))),
+        'chebycf': (lambda: ChebyCF(U, I, k=k),
+                    lambda X, P, M, R: dense_chebycf(X, R, k, 8, 1.5, 0.2,
+                                                     0.4)),
+        'chebycf_odd': (lambda: ChebyCF(U, I, order=5, flatness=3.0,
+                                        alpha=0.0, beta=0.0),
+                        lambda X, P, M, R: dense_chebycf(X, R, k, 5, 3.0,
+                                                         0.0, 0.0)),
         'turbo1': (lambda: TurboCF(U, I, alpha=0.6, power=0.7, filter=1),
                    lambda X, P, M, R: X @ dense_turbo(R, 0.6, 0.7)),
         'turbo2': (lambda: TurboCF(U, I, alpha=0.6, power=1.0, filter=2),
@@ -541,6 +576,65 @@ def test_check_flow_names_the_argument():
         check_flow(LinearFlow(1.0, 11, 'euler'), 'blur', max_steps=10)
 
 
+@pytest.mark.parametrize('order,flatness', [(1, 1.0), (2, 0.5), (8, 1.5),
+                                            (13, 4.0)])
+def test_plateau_coefficients_interpolate_the_plateau(order, flatness):
+    c = plateau_coefficients(order, flatness)
+    assert c.shape == (order + 1, ) and c.dtype == F64
+    # The interpolant passes through the plateau's samples at the
+    # Chebyshev nodes (ascending), samples taken on the Lobatto points:
+    j = torch.arange(order + 1, dtype=F64)
+    nodes = torch.cos((2 * (order - j) + 1) / (2 * order + 2) * math.pi)
+    lobatto = torch.cos((order - j) / order * math.pi)
+    target = torch.where(lobatto < 0, 0.5 + 0.5 * (-lobatto).pow(flatness),
+                         0.5 - 0.5 * lobatto.clamp_min(0).pow(flatness))
+    lam = (1 - nodes) / 2  # x = 1 - 2 lambda
+    torch.testing.assert_close(chebyshev_response(c, lam), target,
+                               atol=2e-3, rtol=0)
+    # Low pass: the smoothest item signal (lambda = 1) passes, the
+    # roughest (lambda = 0) is removed, to the interpolation error.
+    ends = chebyshev_response(c, torch.tensor([1.0, 0.0], dtype=F64))
+    if order >= 8:
+        assert ends[0] > 0.9 and abs(float(ends[1])) < 0.1
+
+
+def test_chebyshev_filter_matches_eigendecomposition(R):
+    P = dense_item_item(R)
+    lam, Q = torch.linalg.eigh(P)
+    X = torch.randn(I, 4, dtype=F64, generator=torch.Generator().manual_seed(
+        3))
+    for coefficients in (torch.tensor([0.7], dtype=F64),
+                         torch.tensor([0.2, -0.5], dtype=F64),
+                         plateau_coefficients(8, 1.5),
+                         torch.randn(12, dtype=F64)):
+        out = chebyshev_filter(X, lambda v: P @ v, coefficients)
+        H = Q @ torch.diag(chebyshev_response(coefficients, lam)) @ Q.t()
+        assert_close(out, H @ X, 1e-9)
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(order=0), "'order'"),
+    (dict(order=MAX_CHEBYSHEV_ORDER + 1), "'order'"),
+    (dict(order=2.5), "'order'"),
+    (dict(flatness=0.0), "'flatness'"),
+    (dict(flatness=float('nan')), "'flatness'"),
+    (dict(alpha=-0.2), "'alpha'"),
+    (dict(beta=float('inf')), "'beta'"),
+    (dict(k=0), "'k'"),
+    (dict(svd='arpack'), "'svd'"),
+])
+def test_chebycf_bad_options(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        ChebyCF(U, I, **kwargs)
+
+
+def test_chebycf_without_ideal_skips_the_svd(edge_index):
+    model = ChebyCF(U, I, alpha=0.0).fit(edge_index)
+    assert model.basis is None
+    with pytest.raises(ValueError, match="'k'"):  # k checked at fit
+        ChebyCF(U, I, k=I).fit(edge_index)
+
+
 @pytest.mark.parametrize('block_size', [1, 4, 7, I, 100])
 @pytest.mark.parametrize('alpha,power', [(0.5, 1.0), (0.6, 0.7),
                                          (0.5, 1.4)])
@@ -798,6 +892,7 @@ def community_models():
                         sharpen_steps=2),
         'bspm_yelp': BSPM(9, 9, k=2, beta=0.3, sharpen_t=1.2,
                           sharpen_method='euler', t_point_combination=True),
+        'chebycf': ChebyCF(9, 9, k=2),
         'turbo1': TurboCF(9, 9, alpha=0.6, power=0.7),
         'turbo2': TurboCF(9, 9, alpha=0.6, power=1.0, filter=2),
     }
@@ -1152,3 +1247,4 @@ def test_repr_names_the_settings(fitted):
     assert 'alpha=0.3' in repr(fitted['gfcf'])
     assert "merge='early'" in repr(fitted['bspm_em'])
     assert 'filter=2' in repr(fitted['turbo2'])
+    assert 'order=8' in repr(fitted['chebycf'])

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pyg_lightgode.nn.fold_in import LightGODEFoldIn
-from pyg_lightgode.nn.models import GFCF, ItemKNN, TurboCF, UserKNN
+from pyg_lightgode.nn.models import GFCF, ChebyCF, ItemKNN, TurboCF, UserKNN
 from pyg_lightgode.serving import (
     ARTEFACT_FORMAT,
     ARTEFACT_VERSION,
@@ -64,6 +64,7 @@ def test_filters_score_the_history_row():
     user, item, index = graph()
     for cls, name, kwargs in ((TurboCF, 'turbocf', {}),
                               (GFCF, 'gfcf', {'k': 4}),
+                              (ChebyCF, 'chebycf', {'k': 4}),
                               (UserKNN, 'userknn', {'k': 3}),
                               (ItemKNN, 'itemknn', {'k': 3})):
         rec = FilterRecommender(name, U, I, index, **kwargs)

@@ -45,6 +45,7 @@ from pyg_lightgode.nn.conv import LightGODEConv
 from pyg_lightgode.nn.models.graph_filters import (
     BSPM,
     GFCF,
+    ChebyCF,
     EmbeddingScorer,
     GraphFilter,
     ItemKNN,
@@ -55,10 +56,10 @@ from pyg_lightgode.nn.models.graph_filters import (
 )
 from pyg_lightgode.training.tuning import select_fusion
 
-FILTERS = {'gfcf': GFCF, 'bspm': BSPM, 'turbocf': TurboCF,
-           'userknn': UserKNN, 'itemknn': ItemKNN}
+FILTERS = {'gfcf': GFCF, 'bspm': BSPM, 'chebycf': ChebyCF,
+           'turbocf': TurboCF, 'userknn': UserKNN, 'itemknn': ItemKNN}
 #: Filters whose :obj:`k` is a spectral rank (capped on small catalogues).
-SPECTRAL = ('gfcf', 'bspm')
+SPECTRAL = ('gfcf', 'bspm', 'chebycf')
 
 #: The neighbour scorers have no official settings on these splits: chosen
 #: on Gowalla's validation split as parts of the hybrid, and used as they
@@ -69,13 +70,17 @@ SPECTRAL = ('gfcf', 'bspm')
 USERKNN_SETTINGS = dict(k=100, alpha=0.5, power=4.0)
 ITEMKNN_SETTINGS = dict(k=100, power=2.0)
 
-#: Official settings (SPEC section 7), and :data:`USERKNN_SETTINGS`,
-#: :data:`ITEMKNN_SETTINGS`.
+#: ChebyCF's official Gowalla settings (its repository's config).
+CHEBYCF_GOWALLA = dict(order=8, flatness=1.5, k=512, alpha=0.2, beta=0.4)
+
+#: Official settings (SPEC section 7; ChebyCF: its repository), and
+#: :data:`USERKNN_SETTINGS`, :data:`ITEMKNN_SETTINGS`.
 FILTER_SETTINGS = {
     'gowalla': {
         'gfcf': dict(k=256, alpha=0.3),
         'bspm': dict(k=448, beta=0.2, ideal_t=1.0, blur_t=1.0,
                      sharpen_t=2.5, sharpen_method='rk4', merge='early'),
+        'chebycf': CHEBYCF_GOWALLA,
         'turbocf': dict(alpha=0.6, power=0.7, filter=1),
         'userknn': USERKNN_SETTINGS,
         'itemknn': ITEMKNN_SETTINGS,
@@ -85,6 +90,8 @@ FILTER_SETTINGS = {
         'bspm': dict(k=384, beta=0.3, ideal_t=1.0, blur_t=1.0,
                      sharpen_t=1.2, sharpen_method='euler', merge='early',
                      t_point_combination=True),
+        # No published Yelp2018 settings: Gowalla's (the rule above).
+        'chebycf': CHEBYCF_GOWALLA,
         'turbocf': dict(alpha=0.6, power=1.0, filter=2),
         'userknn': USERKNN_SETTINGS,
         'itemknn': ITEMKNN_SETTINGS,

@@ -421,6 +421,77 @@ def solve_flow(x: Tensor, operator, flow: LinearFlow,
                      max_steps=max_steps)
 
 
+#: Highest Chebyshev order accepted by :func:`plateau_coefficients`
+#: (each order is one item--item product per scored batch).
+MAX_CHEBYSHEV_ORDER = 64
+
+
+def plateau_coefficients(order: int, flatness: float) -> Tensor:
+    r"""Chebyshev coefficients :math:`c_0, \dots, c_K` (:math:`K` =
+    :obj:`order`) of ChebyCF's smooth low-pass response on :math:`x \in
+    [-1, 1]`, where :math:`x = 1 - 2\lambda` for an eigenvalue
+    :math:`\lambda` of :math:`\tilde{P}`:
+
+    .. math::
+        h(x) = \tfrac12 + \tfrac12\,\mathrm{sign}(-x)\,|x|^{\varphi}
+
+    (1 at :math:`\lambda = 1`, 0 at :math:`\lambda = 0`, flatter around
+    :math:`\lambda = 1/2` as :math:`\varphi` = :obj:`flatness` grows). As
+    in the official construction, :math:`h` is sampled on the :math:`K + 1`
+    Chebyshev--Lobatto points :math:`\cos(j\pi/K)` (rounded to three
+    decimals), those samples are taken as the values at the :math:`K + 1`
+    Chebyshev nodes :math:`x_m = \cos((2m + 1)\pi / (2K + 2))` (both in
+    ascending order), and :math:`c_n = \frac{2 - [n = 0]}{K + 1} \sum_m
+    h_m T_n(x_m)` interpolates them.
+    """
+    order = check_positive_int(order, 'order')
+    if order > MAX_CHEBYSHEV_ORDER:
+        raise ValueError(f"'order' must be at most {MAX_CHEBYSHEV_ORDER} "
+                         f"(got {order})")
+    flatness = check_finite_float(flatness, 'flatness', 0.0, strict=True)
+    j = torch.arange(order + 1, dtype=torch.float64)
+    lobatto = torch.cos((order - j) / order * math.pi)
+    lobatto = torch.round(lobatto * 1000) / 1000
+    values = 0.5 - 0.5 * lobatto.sign() * lobatto.abs().pow(flatness)
+    values = torch.round(values * 1000) / 1000
+    nodes = torch.cos((2 * (order - j) + 1) / (2 * (order + 1)) * math.pi)
+    # T_n(x_m) = cos(n arccos x_m), for every n and node at once.
+    basis = torch.cos(j.unsqueeze(1) * torch.arccos(nodes).unsqueeze(0))
+    coefficients = basis @ values * (2.0 / (order + 1))
+    coefficients[0] /= 2
+    return coefficients
+
+
+def chebyshev_filter(x: Tensor, operator, coefficients: Tensor) -> Tensor:
+    r"""The polynomial filter :math:`\sum_n c_n T_n(I - 2\tilde{P})` of an
+    item-major signal :obj:`[I, b]`, with :obj:`operator` mapping :math:`X
+    \mapsto \tilde{P} X` (*e.g.* :func:`item_item`) and the Chebyshev
+    recurrence :math:`T_{n+1} = 2 L T_n - T_{n-1}`: one :obj:`operator`
+    call per order, three :obj:`[I, b]` terms kept. For :math:`\tilde{P}`
+    with spectrum in :math:`[0, 1]` (the normalised item--item graph), the
+    response at eigenvalue :math:`\lambda` is :math:`\sum_n c_n T_n(1 -
+    2\lambda)`.
+
+    Shapes:
+        - **input:** :math:`(|I|, b)`, coefficients :math:`(K + 1)`
+        - **output:** :math:`(|I|, b)`
+    """
+    coefficients = coefficients.tolist()
+
+    def shifted(v: Tensor) -> Tensor:
+        return v - 2 * operator(v)
+
+    out = coefficients[0] * x
+    if len(coefficients) == 1:
+        return out
+    prev, cur = x, shifted(x)
+    out = out + coefficients[1] * cur
+    for coefficient in coefficients[2:]:
+        prev, cur = cur, 2 * shifted(cur) - prev
+        out = out + coefficient * cur
+    return out
+
+
 def _item_item_blocks(norm: NormalizedGraph, num_items: int,
                       block_size: int, keep) -> Tensor:
     r"""The item--item matrix :math:`\tilde{R}^\top \tilde{R}` of a

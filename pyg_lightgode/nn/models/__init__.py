@@ -1,6 +1,7 @@
 from .graph_filters import (
     BSPM,
     GFCF,
+    ChebyCF,
     EmbeddingScorer,
     GraphFilter,
     ItemKNN,
@@ -16,6 +17,7 @@ from .pinsage import PinSage
 
 __all__ = [
     'BSPM',
+    'ChebyCF',
     'EmbeddingScorer',
     'GFCF',
     'GraphFilter',

@@ -1,7 +1,7 @@
-r"""Training-free graph-filter recommenders (GF-CF, BSPM, Turbo-CF) and the
-scoring interface they share with embedding models (LightGODE, LightGCN):
-:meth:`score` a batch of users into :obj:`[b, I]` scores, :meth:`recommend`
-top-:math:`k` with exclusions, and the evaluator's
+r"""Training-free graph-filter recommenders (GF-CF, BSPM, ChebyCF,
+Turbo-CF) and the scoring interface they share with embedding models
+(LightGODE, LightGCN): :meth:`score` a batch of users into :obj:`[b, I]`
+scores, :meth:`recommend` top-:math:`k` with exclusions, and the evaluator's
 :meth:`~pyg_lightgode.metrics.RankingEvaluator.evaluate_scorer`.
 
 A filter is *fitted* to an interaction matrix (no gradient step: a
@@ -21,6 +21,7 @@ from pyg_lightgode.nn.filters.operators import (
     SVD_METHODS,
     LinearFlow,
     NormalizedGraph,
+    chebyshev_filter,
     check_flow,
     ideal_basis,
     ideal_filter,
@@ -28,6 +29,7 @@ from pyg_lightgode.nn.filters.operators import (
     item_item,
     knn_item_item,
     normalize_interactions,
+    plateau_coefficients,
     row_pointers,
     rows_to_item_major,
     solve_flow,
@@ -201,6 +203,15 @@ class GraphFilter(Scorer):
 
     def fit(self, graph) -> 'GraphFilter':  # pragma: no cover
         raise NotImplementedError
+
+    def _set_spectral(self, k: int, svd: str, niter: int,
+                      seed: Optional[int]) -> None:
+        r"""Validates and stores the spectral settings (GF-CF, BSPM,
+        ChebyCF)."""
+        self.k = _check_count(k, 'k')
+        _check_svd(svd, niter)
+        self.svd, self.niter, self.seed = svd, niter, seed
+        self.basis: Optional[Tensor] = None
 
     def _fit_spectral(self, graph, with_basis: bool) -> 'GraphFilter':
         r"""Fits :math:`\tilde{R}` and, if :obj:`with_basis`, the ideal
@@ -517,11 +528,8 @@ class GFCF(GraphFilter):
                  alpha: float = 0.3, svd: str = 'krylov', niter: int = 4,
                  seed: Optional[int] = 0):
         super().__init__(num_users, num_items)
-        self.k = _check_count(k, 'k')
+        self._set_spectral(k, svd, niter, seed)
         self.alpha = _check_real(alpha, 'alpha', non_negative=True)
-        _check_svd(svd, niter)
-        self.svd, self.niter, self.seed = svd, niter, seed
-        self.basis: Optional[Tensor] = None
 
     def fit(self, graph) -> 'GFCF':
         r"""Fits to :obj:`graph` (an interaction index :obj:`[2, E]` or a
@@ -605,7 +613,7 @@ class BSPM(GraphFilter):
                  seed: Optional[int] = 0,
                  max_steps: int = DEFAULT_MAX_STEPS):
         super().__init__(num_users, num_items)
-        self.k = _check_count(k, 'k')
+        self._set_spectral(k, svd, niter, seed)
         self.beta = _check_real(beta, 'beta', non_negative=True)
         if merge not in ('early', 'late'):
             raise ValueError(f"'merge' must be 'early' or 'late' (got "
@@ -621,10 +629,7 @@ class BSPM(GraphFilter):
             if flow is not None:
                 check_flow(flow, name, max_steps)
         self.ideal = None if self.beta == 0 else ideal
-        _check_svd(svd, niter)
-        self.svd, self.niter, self.seed = svd, niter, seed
         self.max_steps = max_steps
-        self.basis: Optional[Tensor] = None
 
     def fit(self, graph) -> 'BSPM':
         r"""Fits to :obj:`graph`; returns :obj:`self`."""
@@ -676,6 +681,90 @@ class BSPM(GraphFilter):
         return (f'{self.__class__.__name__}({self.num_users}, '
                 f'{self.num_items}, k={self.k}, beta={self.beta}, '
                 f'merge={self.merge!r})')
+
+
+class ChebyCF(GraphFilter):
+    r"""ChebyCF from the `"Graph Spectral Filtering with Chebyshev
+    Interpolation for Recommendation" <https://arxiv.org/abs/2505.00552>`_
+    paper: a smooth low-pass filter of the item graph, a polynomial of
+    degree :math:`K` in :math:`\tilde{\mathbf{P}}` (no SVD), plus an ideal
+    low-pass filter, on a degree-normalised row:
+
+    .. math::
+        \mathbf{s}_u = \Big(\sum_{n=0}^{K} c_n\, T_n(\mathbf{I} -
+        2\tilde{\mathbf{P}})\, \mathbf{x}_u + \alpha\,\mathbf{V}
+        \mathbf{V}^\top \mathbf{x}_u\Big) \odot \mathbf{d}_I^{\beta},
+        \qquad \mathbf{x}_u = \mathbf{r}_u \odot \mathbf{d}_I^{-\beta},
+
+    with :math:`T_n` the Chebyshev polynomials, :math:`c_n` the
+    interpolation coefficients of a plateau-shaped response of flatness
+    :math:`\varphi`
+    (:func:`~pyg_lightgode.nn.filters.plateau_coefficients`; response 1
+    at :math:`\lambda = 1`, 0 at :math:`\lambda = 0` of
+    :math:`\tilde{\mathbf{P}}`), :math:`\mathbf{V}` the top-:math:`k`
+    right singular vectors of :math:`\tilde{\mathbf{R}}` and
+    :math:`\mathbf{d}_I` the item degrees. Defaults: the official Gowalla
+    settings (:math:`K = 8`, :math:`\varphi = 1.5`, :math:`k = 512`,
+    :math:`\alpha = 0.2`, :math:`\beta = 0.4`).
+
+    Args:
+        num_users (int): Number of users.
+        num_items (int): Number of items.
+        order (int, optional): Polynomial degree :math:`K` (one
+            item--item product each).
+        flatness (float, optional): :math:`\varphi > 0`.
+        k (int, optional): Singular vectors of the ideal filter.
+        alpha (float, optional): Weight of the ideal filter; :obj:`0`
+            skips the SVD.
+        beta (float, optional): Degree-normalisation power :math:`\beta`.
+        svd, niter, seed: As in :class:`GFCF`.
+
+    **Memory**: as :class:`GFCF` (basis :math:`4|I|k` bytes); scoring
+    :math:`b` users holds :math:`4b(5|I| + |U| + k)` bytes (three
+    Chebyshev terms, the sum and the input).
+
+    Shapes:
+        - **input:** rows :math:`(b, |I|)` or user ids :math:`(b)`
+        - **output:** scores :math:`(b, |I|)`
+    """
+    def __init__(self, num_users: int, num_items: int, order: int = 8,
+                 flatness: float = 1.5, k: int = 512, alpha: float = 0.2,
+                 beta: float = 0.4, svd: str = 'krylov', niter: int = 4,
+                 seed: Optional[int] = 0):
+        super().__init__(num_users, num_items)
+        self._set_spectral(k, svd, niter, seed)
+        self.coefficients = plateau_coefficients(order, flatness)
+        self.order, self.flatness = int(order), float(flatness)
+        self.alpha = _check_real(alpha, 'alpha', non_negative=True)
+        self.beta = _check_real(beta, 'beta')
+
+    def fit(self, graph) -> 'ChebyCF':
+        r"""Fits to :obj:`graph`; returns :obj:`self`."""
+        return self._fit_spectral(graph, self._needs_basis())
+
+    def _needs_basis(self) -> bool:
+        return self.alpha > 0
+
+    def _item_item(self, x: Tensor) -> Tensor:
+        return item_item(x, self.graph)
+
+    def filter(self, x: Tensor) -> Tensor:
+        degree = self.graph.item_degree.unsqueeze(1)
+        scale = degree.pow(self.beta).masked_fill(degree == 0, 0.0)
+        pre = x * degree.pow(-self.beta).masked_fill(degree == 0, 0.0)
+        out = chebyshev_filter(pre, self._item_item, self.coefficients)
+        out = out * scale
+        if self.basis is not None:
+            out += self.alpha * ideal_filter(x, self.basis,
+                                             self.graph.item_degree,
+                                             power=self.beta)
+        return out
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}({self.num_users}, '
+                f'{self.num_items}, order={self.order}, '
+                f'flatness={self.flatness}, k={self.k}, '
+                f'alpha={self.alpha}, beta={self.beta})')
 
 
 class TurboCF(_ItemItemFilter):
