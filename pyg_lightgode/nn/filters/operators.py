@@ -140,7 +140,9 @@ class NormalizedGraph(NamedTuple):
         return self.matrix.size(1)
 
 
-def _inv_pow(degree: Tensor, power: float) -> Tensor:
+def inv_degree_power(degree: Tensor, power: float) -> Tensor:
+    r""":math:`d^{-p}` with :math:`p` = :obj:`power` (any sign), 0 where
+    the degree :math:`d` is 0."""
     out = degree.pow(-power)
     return out.masked_fill(degree == 0, 0.0)
 
@@ -169,8 +171,8 @@ def normalize_interactions(graph, num_users: int, num_items: int,
                               device=value.device).index_add_(0, user, value)
     item_degree = torch.zeros(num_items, dtype=dtype,
                               device=value.device).index_add_(0, item, value)
-    norm = value * _inv_pow(user_degree, user_power)[user] * _inv_pow(
-        item_degree, item_power)[item]
+    norm = value * inv_degree_power(user_degree, user_power)[user] * \
+        inv_degree_power(item_degree, item_power)[item]
     matrix = sorted_csr(user, item, norm, (num_users, num_items))
     perm = torch.argsort(item * num_users + user)
     matrix_t = sorted_csr(item[perm], user[perm], norm[perm],
@@ -334,9 +336,9 @@ def ideal_filter(x: Tensor, basis: Tensor, item_degree: Tensor,
           :math:`(|I|)`
         - **output:** :math:`(|I|, b)`; temporaries :math:`(k, b)`
     """
-    left = _inv_pow(item_degree, power).unsqueeze(1)
-    right = item_degree.pow(power).masked_fill(item_degree == 0, 0.0)
-    return (basis @ (basis.t() @ (left * x))) * right.unsqueeze(1)
+    left = inv_degree_power(item_degree, power).unsqueeze(1)
+    right = inv_degree_power(item_degree, -power).unsqueeze(1)
+    return (basis @ (basis.t() @ (left * x))) * right
 
 
 #: The default time grid of one ODE of :class:`LinearFlow`.

@@ -26,6 +26,7 @@ from pyg_lightgode.nn.filters.operators import (
     ideal_basis,
     ideal_filter,
     interaction_matrix,
+    inv_degree_power,
     item_item,
     knn_item_item,
     normalize_interactions,
@@ -266,6 +267,10 @@ class GraphFilter(Scorer):
 
     def _needs_basis(self) -> bool:  # pragma: no cover
         return False
+
+    def _item_item(self, x: Tensor) -> Tensor:
+        r""":math:`\tilde{P} X` over the fitted graph (BSPM, ChebyCF)."""
+        return item_item(x, self.graph)
 
     def _row_entries(self, users: Tensor) -> Tuple[Tensor, Tensor]:
         r"""The fitted entries of the rows of :obj:`users` (any shape,
@@ -641,9 +646,6 @@ class BSPM(GraphFilter):
     def _ideal_op(self, x: Tensor) -> Tensor:
         return ideal_filter(x, self.basis, self.graph.item_degree)
 
-    def _item_item(self, x: Tensor) -> Tensor:
-        return item_item(x, self.graph)
-
     def _solve_ideal(self, x: Tensor) -> Tensor:
         flow = self.ideal
         if flow.method == 'exact':  # Idempotent operator: closed form.
@@ -745,15 +747,11 @@ class ChebyCF(GraphFilter):
     def _needs_basis(self) -> bool:
         return self.alpha > 0
 
-    def _item_item(self, x: Tensor) -> Tensor:
-        return item_item(x, self.graph)
-
     def filter(self, x: Tensor) -> Tensor:
         degree = self.graph.item_degree.unsqueeze(1)
-        scale = degree.pow(self.beta).masked_fill(degree == 0, 0.0)
-        pre = x * degree.pow(-self.beta).masked_fill(degree == 0, 0.0)
+        pre = x * inv_degree_power(degree, self.beta)
         out = chebyshev_filter(pre, self._item_item, self.coefficients)
-        out = out * scale
+        out = out * inv_degree_power(degree, -self.beta)
         if self.basis is not None:
             out += self.alpha * ideal_filter(x, self.basis,
                                              self.graph.item_degree,
