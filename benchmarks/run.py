@@ -18,7 +18,11 @@ again; a cache entry is used only when its settings match.
 
 Every model runs in its own process, so the peak resident memory
 (``ru_maxrss``) belongs to that model's whole pipeline (load, train,
-propagate, evaluate). ``--study`` adds the paper's preliminary experiment
+propagate, evaluate). The processes are forked from one server that
+imported torch, PyG and the package once (a fresh interpreter per model
+spent ~7 s of a quick run per model on imports); a child's figure includes
+those imports (~270 MiB), as a fresh interpreter's did (~360 MiB, its
+import-time peak). ``--study`` adds the paper's preliminary experiment
 (post-training propagation of MF, LightGCN with and without propagation at
 test time) and the embedding-discrepancy study (1..10 layers and ODE times,
 as a table and a PNG).
@@ -27,12 +31,15 @@ import argparse
 import datetime
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Optional
 
 import torch
@@ -523,17 +530,28 @@ def main(argv=None):
     command = 'python benchmarks/run.py ' + ' '.join(
         argv if argv is not None else sys.argv[1:])
     rows = []
+    # A server process imports once; each model runs in a fresh child forked
+    # from it (its own ru_maxrss), never in this process.
+    context = multiprocessing.get_context('forkserver')
+    context.set_forkserver_preload(['torch', 'torch_geometric',
+                                    'pyg_lightgode'])
     for model in models:
-        child = [sys.executable, os.path.abspath(__file__), '--single', model]
-        child += (argv if argv is not None else sys.argv[1:])
         t0 = time.perf_counter()
-        proc = subprocess.run(child, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-1:] or ['?']
-            rows.append({'model': model, 'error': tail[0][:200]})
-            print(f'{model}: FAILED\n{proc.stderr[-3000:]}', file=sys.stderr)
+        try:
+            with ProcessPoolExecutor(1, mp_context=context) as pool:
+                row = pool.submit(run_model, argparse.Namespace(
+                    **dict(vars(args), single=model))).result()
+        except BrokenProcessPool as error:  # Killed (memory) or crashed.
+            rows.append({'model': model, 'error': f'process died: {error}'})
+            print(f'{model}: FAILED, its process died: {error}',
+                  file=sys.stderr)
             continue
-        row = json.loads(proc.stdout.strip().splitlines()[-1])
+        except Exception as error:  # noqa: BLE001 (reported, run goes on)
+            rows.append({'model': model,
+                         'error': f'{type(error).__name__}: {error}'[:200]})
+            print(f'{model}: FAILED\n' + ''.join(
+                traceback.format_exception(error))[-3000:], file=sys.stderr)
+            continue
         row['wall_seconds'] = time.perf_counter() - t0
         rows.append(row)
         print(f"{model}: recall@20 {row['recall@20']:.4f} ndcg@20 "

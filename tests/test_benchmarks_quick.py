@@ -142,3 +142,21 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
              for name in row['weights']}
     assert {('lightgode@1', 1.0), ('lightgode@3', 1.0), ('popularity', 0.0),
             ('popularity', -0.1)} <= tried
+
+
+@pytest.mark.slow
+def test_benchmark_runner_reports_a_failed_model_and_goes_on(tmp_path):
+    r"""A model whose run raises is reported (row, stderr, exit status 1)
+    with the error named, and the other models still run."""
+    out = tmp_path / 'rows.json'
+    proc = subprocess.run([
+        sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--dataset',
+        'yelp2018', '--root', str(tmp_path / 'data'), '--raw-dir',
+        str(FIXTURE), '--mode', 'quick', '--epochs', '1', '--models',
+        'lightgode,itemknn', '--dim', '0', '--json', str(out)
+    ], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert proc.returncode == 1
+    assert 'lightgode: FAILED' in proc.stderr
+    models = json.loads(out.read_text())['models']
+    assert 'embedding_dim' in models['lightgode']['error']
+    assert 0 <= models['itemknn']['test']['ndcg@20'] <= 1
