@@ -56,6 +56,7 @@ from pathlib import Path
 
 import torch
 
+from pyg_lightgode.apps.training.pinsage import user_item_importance
 from pyg_lightgode.sampler import (
     HardNegativeSampler,
     ImportanceNeighborhood,
@@ -66,7 +67,6 @@ from pyg_lightgode.sampler import (
     random_walk,
     to_csr,
 )
-from pyg_lightgode.training.pinsage import user_item_importance
 
 DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data' / 'gowalla'
 GOWALLA = dict(num_users=29858, num_items=40981, num_edges=810128)

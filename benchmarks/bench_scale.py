@@ -8,14 +8,14 @@ Gowalla's size (1x: 29,858 users, 40,981 items, 1,027,370 interactions;
   :obj:`chunk_size` row blocks: one Euler step (:math:`t = 3`, the paper's
   setting) and the exact solution at :math:`t = 1.5`;
 * writing the all-node table to an on-disk
-  :class:`~pyg_lightgode.utils.chunked.EmbeddingStore`;
+  :class:`~pyg_lightgode.apps.serving.store.EmbeddingStore`;
 * PinSage importance neighbourhoods of every item
   (:class:`~pyg_lightgode.sampler.ImportanceNeighborhood`, 20 walks,
   :math:`T = 10`) and 2-layer layer-wise inference (hidden 64, random
   weights) in target chunks;
 * top-20 retrieval (training items excluded) for a random sample of users
   over all items, read from the store in item chunks
-  (:func:`~pyg_lightgode.utils.chunked.chunked_recommend`), and its
+  (:func:`~pyg_lightgode.apps.serving.store.chunked_recommend`), and its
   extrapolation to all users (time per user times the number of users;
   marked as such).
 
@@ -136,15 +136,15 @@ def run_stage(stage: str, args, graph: Dict,
     r"""Runs one process's stage(s) on :obj:`graph`, reading and writing
     intermediate files in :obj:`workdir`, and returns the measurements by
     stage."""
-    from pyg_lightgode.data.bipartite import bipartite_to_adj_t
-    from pyg_lightgode.nn.conv import LightGODEConv
-    from pyg_lightgode.nn.models import PinSage
-    from pyg_lightgode.sampler import ImportanceNeighborhood
-    from pyg_lightgode.utils.chunked import (
+    from pyg_lightgode.apps.serving.store import (
         EmbeddingStore,
         chunked_recommend,
         save_embeddings,
     )
+    from pyg_lightgode.data.bipartite import bipartite_to_adj_t
+    from pyg_lightgode.nn.conv import LightGODEConv
+    from pyg_lightgode.nn.models import PinSage
+    from pyg_lightgode.sampler import ImportanceNeighborhood
 
     index, num_users, num_items = (graph['index'], graph['num_users'],
                                    graph['num_items'])

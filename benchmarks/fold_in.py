@@ -9,7 +9,7 @@ New users: 10% of the users (seeded) are held out of training entirely; a
 LightGODE model ("base") is trained on the rest (the dataset's
 LIGHTGODE_SETTINGS, early stopping on the remaining users' validation
 items). After training, the held-out users' TRAINING interactions are
-folded in (:class:`~pyg_lightgode.nn.fold_in.LightGODEFoldIn`, no gradient
+folded in (:class:`~pyg_lightgode.apps.serving.LightGODEFoldIn`, no gradient
 step), and Recall@20 / NDCG@20 are measured on their test items (training
 and validation items excluded). "retrain" is a model trained with them from
 the start, same settings, same split, same seed. New items: the same with
@@ -166,11 +166,11 @@ def reduced_split(split, side: int, new: torch.Tensor):
 # Training and evaluation
 # --------------------------------------------------------------------------
 def train(args, split):
-    from pyg_lightgode.nn.models import LightGODE
-    from pyg_lightgode.training.recipes import (
+    from pyg_lightgode.apps.training.recipes import (
         LIGHTGODE_SETTINGS,
         train_lightgode,
     )
+    from pyg_lightgode.nn.models import LightGODE
     tuned = LIGHTGODE_SETTINGS[args.dataset]
     model = LightGODE(split.num_users, split.num_items, embedding_dim=64,
                       t=tuned['t'], gamma=tuned['gamma'],
@@ -211,8 +211,8 @@ def rounded(metrics: dict) -> dict:
 # --------------------------------------------------------------------------
 def fold_in_experiment(args, split, side: int, new, full_tables,
                        retrain_info) -> tuple:
-    from pyg_lightgode.nn.fold_in import E0_RULES, LightGODEFoldIn
-    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+    from pyg_lightgode.apps.serving.fold_in import E0_RULES, LightGODEFoldIn
+    from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     t = LIGHTGODE_SETTINGS[args.dataset]['t']
     what = 'users' if side == 0 else 'items'
     base, fold_edges, order = reduced_split(split, side, new)
@@ -306,10 +306,10 @@ def incremental_timing(args, split, user0, item0, base, new):
     base graph: one new user with its training items, and 10 new
     interactions between existing nodes (medians of --repeats updates,
     each on the state the previous ones left)."""
+    from pyg_lightgode.apps.serving.fold_in import LightGODEFoldIn, one_step
+    from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     from pyg_lightgode.data import bipartite_to_adj_t
     from pyg_lightgode.nn.conv import LightGODEConv
-    from pyg_lightgode.nn.fold_in import LightGODEFoldIn, one_step
-    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
     t = LIGHTGODE_SETTINGS[args.dataset]['t']
     fold = LightGODEFoldIn(user0, item0, base.train_index, t=t)
     train = split.train_index
@@ -353,8 +353,11 @@ def incremental_timing(args, split, user0, item0, base, new):
 
 
 def latency(args, split, tables, rule):
-    from pyg_lightgode.serving import LightGODERecommender, load_recommender
-    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+    from pyg_lightgode.apps.serving import (
+        LightGODERecommender,
+        load_recommender,
+    )
+    from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     t = LIGHTGODE_SETTINGS[args.dataset]['t']
     rec = LightGODERecommender(tables[0], tables[1], split.train_index, t=t,
                                rule=rule)
@@ -413,8 +416,8 @@ def main(argv=None):
     user_f, item_f, retrain_info = train(args, split)
     details['retrain_training'] = retrain_info
     log(f'retrain: {retrain_info}')
-    from pyg_lightgode.nn.fold_in import one_step
-    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+    from pyg_lightgode.apps.serving.fold_in import one_step
+    from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     t = LIGHTGODE_SETTINGS[args.dataset]['t']
     full_tables = one_step(user_f, item_f, split.train_index, t)
     details['new_users'], base = fold_in_experiment(
@@ -436,7 +439,7 @@ def main(argv=None):
     details['total_seconds'] = time.perf_counter() - start
     print(json.dumps(out, indent=1))
     log(json.dumps(details, indent=1))
-    from pyg_lightgode.utils.io import write_json
+    from pyg_lightgode.data.io import write_json
     if args.json:
         write_json(out, args.json)
     if args.details:

@@ -11,7 +11,7 @@ run.
 
 (b) **Timings on Gowalla** (or the synthetic graph), each on the device and
 on CPU in the same run: one LightGODE training epoch
-(:func:`~pyg_lightgode.training.recipes.train_lightgode`, ``epochs=1``,
+(:func:`~pyg_lightgode.apps.training.recipes.train_lightgode`, ``epochs=1``,
 ``LIGHTGODE_SETTINGS['gowalla']``, its validation included), one
 propagation (one Euler step of :class:`LightGODEConv`), GF-CF fit + scores
 of all users, BSPM fit + scores of all users, and the full evaluation
@@ -268,13 +268,13 @@ def timing_cases(split: BipartiteSplit, reps: int) -> List[Dict]:
     its parts on :obj:`clock` (users: the first users to score/train on,
     :obj:`None` for all) and returns the factor that scales the
     :obj:`scaled` part to the whole data."""
-    from pyg_lightgode.metrics import RankingEvaluator
-    from pyg_lightgode.nn.conv import LightGODEConv
-    from pyg_lightgode.nn.models import BSPM, GFCF, LightGODE
-    from pyg_lightgode.training.recipes import (
+    from pyg_lightgode.apps.training.recipes import (
         LIGHTGODE_SETTINGS,
         train_lightgode,
     )
+    from pyg_lightgode.metrics import RankingEvaluator
+    from pyg_lightgode.nn.conv import LightGODEConv
+    from pyg_lightgode.nn.models import BSPM, GFCF, LightGODE
 
     settings = dict(LIGHTGODE_SETTINGS['gowalla'])
     model_args = {k: settings.pop(k) for k in ('t', 'gamma', 'sparse')}

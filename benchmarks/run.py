@@ -11,7 +11,7 @@ Models: the trained ones (lightgode, mf-bpr, lightgcn-2/3, pinsage), the
 training-free filters (gfcf, bspm, turbocf: official settings, fitted on
 training + validation, the full official training set) and ``hybrid``
 (LightGODE's tables fused with filters, weights chosen on validation:
-:func:`pyg_lightgode.training.hybrid.fit_hybrid`). ``--cache DIR`` keeps
+:func:`pyg_lightgode.apps.hybrid.recipe.fit_hybrid`). ``--cache DIR`` keeps
 LightGODE's trained tables (with their training settings and seconds) so
 that ``hybrid`` reuses those of the ``lightgode`` row instead of training
 again; a cache entry is used only when its settings match.
@@ -101,7 +101,7 @@ def timed(fn):
 def study_rows(model, split, name):
     r"""Post-training propagation of trained tables: none, 1..10 discrete
     layers and the ODE at several times, on the test set."""
-    from pyg_lightgode.training.recipes import sweep_propagation
+    from pyg_lightgode.apps.training.recipes import sweep_propagation
     rows = sweep_propagation(model, split, times=STUDY_TIMES, num_layers=10,
                              part='test')
     for row in rows:
@@ -139,7 +139,7 @@ def lightgode_tables(args, split, opts, common):
     the tables retrained on training + validation for the epoch count
     selected on validation, with no evaluation during that run; else
     None."""
-    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+    from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                    LIGHTGODE_SETTINGS['movielens100k'])
     opts = dict(opts, **{key: tuned[key]
@@ -165,7 +165,7 @@ def lightgode_tables(args, split, opts, common):
 def cached_tables(args, split, settings, opts, common, tuned):
     r"""One LightGODE training run on :obj:`split`, through the cache."""
     from pyg_lightgode.nn.models import LightGODE
-    from pyg_lightgode.training.recipes import train_lightgode
+    from pyg_lightgode.apps.training.recipes import train_lightgode
     path = cache_path(args, settings)
     if path and os.path.exists(path):
         entry = torch.load(path, weights_only=True)
@@ -183,7 +183,7 @@ def cached_tables(args, split, settings, opts, common, tuned):
     users = model.user_embedding.weight.detach().clone()
     items = model.item_embedding.weight.detach().clone()
     if path:
-        from pyg_lightgode.utils import atomic_save
+        from pyg_lightgode.data.io import atomic_save
         os.makedirs(args.cache, exist_ok=True)
         atomic_save({'user': users, 'item': items, 'info': info,
                      'settings': json.dumps(settings, sort_keys=True)}, path)
@@ -204,7 +204,7 @@ def scorer_metrics(split, scorer):
 def run_filter(args, split, name) -> dict:
     r"""A training-free filter with its official settings, fitted on the
     full official training set (training + validation parts)."""
-    from pyg_lightgode.training.hybrid import (
+    from pyg_lightgode.apps.hybrid.recipe import (
         filter_settings,
         known_graph,
         make_filter,
@@ -232,8 +232,8 @@ def parse_weights(text: str):
 
 
 def run_hybrid(args, split, opts, common) -> dict:
-    from pyg_lightgode.training.hybrid import fit_hybrid
-    from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+    from pyg_lightgode.apps.hybrid.recipe import fit_hybrid
+    from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     users, items, info, test_tables = lightgode_tables(args, split, opts,
                                                        common)
 
@@ -301,7 +301,7 @@ def run_hybrid(args, split, opts, common) -> dict:
 
 def run_model(args) -> dict:
     from pyg_lightgode.datasets import load_dataset
-    from pyg_lightgode.training import seed_everything
+    from pyg_lightgode.apps.training import seed_everything
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
@@ -325,8 +325,8 @@ def run_model(args) -> dict:
     out = {'model': name, **opts}
     study = []
     if name == 'lightgode':
-        from pyg_lightgode.training.hybrid import propagate_tables
-        from pyg_lightgode.training.recipes import LIGHTGODE_SETTINGS
+        from pyg_lightgode.apps.hybrid.recipe import propagate_tables
+        from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
         tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                        LIGHTGODE_SETTINGS['movielens100k'])
         t = tuned['t'] if args.t is None else args.t
@@ -334,7 +334,7 @@ def run_model(args) -> dict:
                                                          common)
         graph = split.train_index
         if refit is not None:  # Refitted on, and propagated over, all known.
-            from pyg_lightgode.training.hybrid import known_graph
+            from pyg_lightgode.apps.hybrid.recipe import known_graph
             (table_u, table_i), graph = refit, known_graph(split, 'test')
         (users, items), prop_s = timed(lambda: propagate_tables(
             table_u, table_i, graph, t=t))
@@ -343,7 +343,7 @@ def run_model(args) -> dict:
             study = study_rows(model, split, 'MF (align+uniform)')
     elif name == 'pinsage':
         from pyg_lightgode.nn.models import PinSage
-        from pyg_lightgode.training.pinsage import (
+        from pyg_lightgode.apps.training.pinsage import (
             pinsage_embeddings,
             train_pinsage,
         )
@@ -359,7 +359,7 @@ def run_model(args) -> dict:
             lambda: pinsage_embeddings(model, split, top_k=10))
     else:
         from torch_geometric.nn.models import LightGCN
-        from pyg_lightgode.training.recipes import train_bpr
+        from pyg_lightgode.apps.training.recipes import train_bpr
         layers = 0 if name == 'mf-bpr' else int(name.split('-')[1])
         model = LightGCN(split.num_nodes, 64, layers)
         result = train_bpr(model, split, **opts, **common)
@@ -562,7 +562,7 @@ def main(argv=None):
     if args.plot:
         plot_study(rows, args.plot)
     if args.json:
-        from pyg_lightgode.utils import write_json
+        from pyg_lightgode.data.io import write_json
         write_json({'dataset': args.dataset, 'command': command,
                     'machine': machine(args.threads),
                     'date': datetime.date.today().isoformat(),

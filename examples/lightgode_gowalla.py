@@ -22,7 +22,7 @@ import argparse
 import json
 import sys
 
-from pyg_lightgode import cli
+from pyg_lightgode.apps import cli
 
 TUNED = ' (default: tuned for --dataset, LIGHTGODE_SETTINGS)'
 
@@ -69,7 +69,7 @@ def parse_args(doc, dataset, argv=None):
 
 def main(doc=__doc__, dataset='gowalla', argv=None):
     args = parse_args(doc, dataset, argv)  # --help exits before torch loads.
-    from pyg_lightgode.training.distributed import (
+    from pyg_lightgode.apps.training.distributed import (
         destroy_distributed,
         init_distributed,
     )
@@ -111,17 +111,17 @@ def sweep_panels(rows, history):
 def run(args):
     import resource
 
-    from pyg_lightgode.nn.models import LightGODE
-    from pyg_lightgode.training import LIGHTGODE_SETTINGS, seed_everything
-    from pyg_lightgode.training.distributed import (
+    from pyg_lightgode.apps.training import LIGHTGODE_SETTINGS, seed_everything
+    from pyg_lightgode.apps.training.distributed import (
         is_main_process,
         main_process_first,
     )
-    from pyg_lightgode.training.recipes import (
+    from pyg_lightgode.apps.training.recipes import (
         sweep_propagation,
         train_lightgode,
     )
-    from pyg_lightgode.utils import write_json
+    from pyg_lightgode.data.io import write_json
+    from pyg_lightgode.nn.models import LightGODE
 
     main = is_main_process()
     tuned_for = args.dataset if args.dataset in LIGHTGODE_SETTINGS else \

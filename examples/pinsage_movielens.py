@@ -19,7 +19,7 @@ below popularity) or --input ids.
 import json
 import sys
 
-from pyg_lightgode import cli
+from pyg_lightgode.apps import cli
 
 MOVIELENS = dict(dataset='movielens100k', input='both', epochs=30,
                  batch_size=512, lr=1e-2, lr_decay=0.95, margin=0.05,
@@ -105,17 +105,17 @@ def main(defaults=MOVIELENS, argv=None, doc=__doc__):
     args = parse_args(defaults, doc, argv)  # --help exits before torch loads.
     import torch
 
+    from pyg_lightgode.apps.training import (
+        pinsage_embeddings,
+        seed_everything,
+        train_pinsage,
+    )
+    from pyg_lightgode.data.io import write_json
     from pyg_lightgode.metrics import (
         evaluate_ranking,
         item_to_item_metrics,
         item_to_item_pairs,
     )
-    from pyg_lightgode.training import (
-        pinsage_embeddings,
-        seed_everything,
-        train_pinsage,
-    )
-    from pyg_lightgode.utils import write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)

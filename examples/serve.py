@@ -1,6 +1,6 @@
 r"""Answers anonymous histories from a serving artefact.
 
-Loads an artefact written by ``Recommender.save`` (pyg_lightgode.serving:
+Loads an artefact written by ``Recommender.save`` (pyg_lightgode.apps.serving:
 LightGODE tables, a graph filter or item embeddings), then reads one query
 per line from standard input, item ids separated by spaces or commas, and
 writes one JSON line per query to standard output:
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from pyg_lightgode.serving import ArtefactError, load_recommender
+    from pyg_lightgode.apps.serving import ArtefactError, load_recommender
     torch.set_num_threads(max(args.threads, 1))
     start = time.perf_counter()
     try:

@@ -11,8 +11,7 @@ from typing import Any
 
 __version__ = '0.1.0'
 
-_SUBPACKAGES = ('cli', 'data', 'datasets', 'metrics', 'nn', 'sampler',
-                'serving', 'training', 'utils', 'validation')
+_SUBPACKAGES = ('apps', 'data', 'datasets', 'metrics', 'nn', 'sampler')
 
 __all__ = ['__version__']
 

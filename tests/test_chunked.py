@@ -11,7 +11,7 @@ from pyg_lightgode.data.bipartite import (
 )
 from pyg_lightgode.metrics.ranking import recommend
 from pyg_lightgode.nn.conv import LightGODEConv
-from pyg_lightgode.utils.chunked import (
+from pyg_lightgode.apps.serving.store import (
     EmbeddingStore,
     chunked_recommend,
     save_embeddings,

@@ -8,8 +8,8 @@ import torch.multiprocessing as mp
 from torch_geometric.nn.models import LightGCN
 
 from pyg_lightgode.nn.models import LightGODE
-from pyg_lightgode.training import seed_everything
-from pyg_lightgode.training.distributed import (
+from pyg_lightgode.apps.training import seed_everything
+from pyg_lightgode.apps.training.distributed import (
     LossModule,
     all_gather_rows,
     default_backend,
@@ -19,7 +19,7 @@ from pyg_lightgode.training.distributed import (
     shard,
     wrap_ddp,
 )
-from pyg_lightgode.training.recipes import (
+from pyg_lightgode.apps.training.recipes import (
     train_bpr,
     train_lightgode,
     train_on_pairs,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pyg_lightgode import cli
+from pyg_lightgode.apps import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +118,7 @@ def test_save_plot_without_anything_to_plot(tmp_path, capsys):
 
 
 def test_package_import_is_torch_free_and_subpackages_are_lazy():
-    code = ('import sys, pyg_lightgode, pyg_lightgode.cli; '
+    code = ('import sys, pyg_lightgode, pyg_lightgode.apps.cli; '
             'assert "torch" not in sys.modules; '
             'print(pyg_lightgode.__version__); '
             'print(pyg_lightgode.nn.LightGODEConv.__name__)')

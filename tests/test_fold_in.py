@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pyg_lightgode.data import bipartite_to_adj_t
-from pyg_lightgode.nn.conv import LightGODEConv
-from pyg_lightgode.nn.fold_in import (
+from pyg_lightgode.apps.serving.fold_in import (
     DEFAULT_E0_RULE,
     E0_RULES,
     LightGODEFoldIn,
     one_step,
 )
+from pyg_lightgode.data import bipartite_to_adj_t
+from pyg_lightgode.nn.conv import LightGODEConv
 
 T = 3.0
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,6 +12,11 @@ import math
 import pytest
 import torch
 
+from pyg_lightgode.apps.hybrid.fusion import (
+    EmbeddingScorer,
+    ScoreFusion,
+    standardize,
+)
 from pyg_lightgode.nn.filters import (
     ITEM_ITEM_BLOCK,
     MAX_CHEBYSHEV_ORDER,
@@ -32,10 +37,7 @@ from pyg_lightgode.nn.models import (
     BSPM,
     GFCF,
     ChebyCF,
-    EmbeddingScorer,
-    ScoreFusion,
     TurboCF,
-    standardize,
 )
 
 U, I = 40, 30

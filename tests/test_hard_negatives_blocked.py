@@ -8,19 +8,19 @@ import pytest
 import torch
 from torch_geometric.utils import to_torch_csr_tensor
 
+from pyg_lightgode.apps.training.pinsage import user_item_importance
 from pyg_lightgode.sampler import (
     HardNegativeSampler,
     bipartite_csr,
     metapath_random_walk,
 )
-from pyg_lightgode.training.pinsage import user_item_importance
 
 # Modules, not the functions of the same name that pyg_lightgode.sampler
 # exports.
 MODULES = [
     importlib.import_module(f'pyg_lightgode.{name}')
     for name in ('sampler.random_walk', 'sampler.hard_negatives',
-                 'training.pinsage')
+                 'apps.training.pinsage')
 ]
 hard_negatives_module = MODULES[1]
 

@@ -4,27 +4,29 @@ import pytest
 import torch
 
 from helpers import clustered_split
-from pyg_lightgode.data import BipartiteSplit
-from pyg_lightgode.nn.models import (
-    BSPM,
-    GFCF,
+from pyg_lightgode.apps.hybrid.fusion import (
     EmbeddingScorer,
-    LightGODE,
-    Popularity,
     ScoreFusion,
-    TurboCF,
-    UserKNN,
     standardize,
 )
-from pyg_lightgode.training import recipes
-from pyg_lightgode.training.hybrid import (
+from pyg_lightgode.apps.hybrid.recipe import (
     fit_hybrid,
     known_graph,
     make_filter,
     propagate_tables,
 )
-from pyg_lightgode.training.recipes import train_lightgode
-from pyg_lightgode.training.tuning import select_fusion, weight_grid
+from pyg_lightgode.apps.hybrid.selection import select_fusion, weight_grid
+from pyg_lightgode.apps.training import recipes
+from pyg_lightgode.apps.training.recipes import train_lightgode
+from pyg_lightgode.data import BipartiteSplit
+from pyg_lightgode.nn.models import (
+    BSPM,
+    GFCF,
+    LightGODE,
+    Popularity,
+    TurboCF,
+    UserKNN,
+)
 
 
 def split_with_validation(seed=0):

@@ -9,11 +9,14 @@ from torch_geometric.typing import WITH_TORCH_SPARSE, SparseTensor
 from torch_geometric.utils import to_dense_adj
 
 from helpers import clustered_split
+from pyg_lightgode.apps.training.recipes import (
+    sweep_propagation,
+    train_lightgode,
+)
 from pyg_lightgode.data import bipartite_to_homogeneous
 from pyg_lightgode.metrics import evaluate_ranking
 from pyg_lightgode.nn.models import LightGODE, embedding_discrepancy
 from pyg_lightgode.nn.models.lightgode import uniformity_loss
-from pyg_lightgode.training.recipes import sweep_propagation, train_lightgode
 
 
 def dense_norm_adj(index, U, I):

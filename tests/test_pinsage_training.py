@@ -1,6 +1,17 @@
 import pytest
 import torch
 
+from pyg_lightgode.apps.training.pinsage import (
+    PinSageTraining,
+    catalogue_neighborhood,
+    hard_negative_curriculum,
+    max_margin_loss,
+    pinsage_embeddings,
+    train_pinsage,
+    user_embedding,
+    user_item_importance,
+    warmup_exponential_lr,
+)
 from pyg_lightgode.data import BipartiteSplit
 from pyg_lightgode.data.preprocess import random_split
 from pyg_lightgode.metrics import evaluate_ranking
@@ -15,17 +26,6 @@ from pyg_lightgode.sampler import (
     PinSageNodeLoader,
     PinSageSampler,
     item_data,
-)
-from pyg_lightgode.training.pinsage import (
-    PinSageTraining,
-    catalogue_neighborhood,
-    hard_negative_curriculum,
-    max_margin_loss,
-    pinsage_embeddings,
-    train_pinsage,
-    user_embedding,
-    user_item_importance,
-    warmup_exponential_lr,
 )
 
 NUM_CLUSTERS, USERS_PER, ITEMS_PER, ITEMS_PER_USER = 4, 12, 10, 7

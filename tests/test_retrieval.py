@@ -3,6 +3,7 @@ import sys
 import pytest
 import torch
 
+from pyg_lightgode.apps.serving.store import chunked_recommend
 from pyg_lightgode.metrics import (
     ItemIndex,
     RankingEvaluator,
@@ -11,7 +12,6 @@ from pyg_lightgode.metrics import (
     merge_topk,
     recommend,
 )
-from pyg_lightgode.utils.chunked import chunked_recommend
 
 NEG = float('-inf')
 

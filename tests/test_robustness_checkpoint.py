@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from pyg_lightgode.nn.models import LightGODE
-from pyg_lightgode.training import (
+from pyg_lightgode.apps.training import (
     CheckpointError,
     Trainer,
     read_checkpoint,
     seed_everything,
 )
-from pyg_lightgode.training.trainer import CHECKPOINT_FORMAT, plain_state
-from pyg_lightgode.utils import atomic_save
+from pyg_lightgode.apps.training.trainer import CHECKPOINT_FORMAT, plain_state
+from pyg_lightgode.data.io import atomic_save
+from pyg_lightgode.nn.models import LightGODE
 
 
 class _CreatesFile:

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyg_lightgode.nn.fold_in import LightGODEFoldIn
-from pyg_lightgode.nn.models import GFCF, ChebyCF, ItemKNN, TurboCF, UserKNN
-from pyg_lightgode.serving import (
+from pyg_lightgode.apps.serving import (
     ARTEFACT_FORMAT,
     ARTEFACT_VERSION,
     ArtefactError,
@@ -20,6 +18,8 @@ from pyg_lightgode.serving import (
     load_recommender,
     recommend_history,
 )
+from pyg_lightgode.apps.serving.fold_in import LightGODEFoldIn
+from pyg_lightgode.nn.models import GFCF, ChebyCF, ItemKNN, TurboCF, UserKNN
 
 ROOT = Path(__file__).resolve().parents[1]
 U, I, D = 40, 30, 8

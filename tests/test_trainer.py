@@ -3,8 +3,12 @@ import os
 import pytest
 import torch
 
-from pyg_lightgode.training import InteractionBatches, Trainer, seed_everything
-from pyg_lightgode.utils import atomic_save
+from pyg_lightgode.apps.training import (
+    InteractionBatches,
+    Trainer,
+    seed_everything,
+)
+from pyg_lightgode.data.io import atomic_save
 
 
 def _toy_problem(seed=0):

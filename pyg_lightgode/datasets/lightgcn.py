@@ -14,12 +14,12 @@ from torch_geometric.data import HeteroData, InMemoryDataset, download_url
 from torch_geometric.data.data import BaseData
 
 from pyg_lightgode.data.bipartite import ITEM, RATED_BY, RATES, USER
+from pyg_lightgode.data.io import atomic_write
 from pyg_lightgode.datasets.interaction_table import (
     UINT_PATTERN,
     file_error,
     read_complete_text,
 )
-from pyg_lightgode.utils.io import atomic_write
 
 _TEXT = re.compile(r'[0-9 \t\r\n]*')
 _MAX_DIGITS = 12  # far above any real catalogue; guards int64 overflow
@@ -209,7 +209,7 @@ def _writer_is_gone(pid: int, mtime: float) -> bool:
 
 def remove_stale_tmp_files(folder: str, names: Sequence[str]) -> List[str]:
     r"""Removes :obj:`<name>.tmp-<pid>` files that
-    :func:`~pyg_lightgode.utils.io.atomic_write` left in :obj:`folder`
+    :func:`~pyg_lightgode.data.io.atomic_write` left in :obj:`folder`
     when its process was killed mid-write: only for the given file
     :obj:`names`, and only where process :obj:`pid` is gone (or the pid now
     belongs to a process started after the file was written). Returns the

@@ -485,7 +485,7 @@ class RankingEvaluator:
         :func:`~pyg_lightgode.metrics.retrieval.mask_excluded`) and its
         held-out items in :class:`torch_geometric.metrics` label form. For
         code that ranks several candidates per batch (*e.g.* a grid of
-        fusion weights, :func:`pyg_lightgode.training.tuning.evaluate_fusions`)
+        fusion weights)
         with the evaluator's exclusions and users."""
         if (num_users, num_items) not in self._cache:
             cpu = torch.device('cpu')  # Built on CPU, moved per device.

@@ -13,7 +13,10 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from pyg_lightgode.validation import check_finite_float, check_positive_int
+from pyg_lightgode.data.validation import (
+    check_finite_float,
+    check_positive_int,
+)
 
 #: :obj:`torchdiffeq` methods integrating on a fixed grid (take
 #: :obj:`step_size`).

@@ -78,6 +78,12 @@ from torch_geometric.sampler import (
     SamplerOutput,
 )
 
+from pyg_lightgode.data.validation import (
+    check_index_dtype,
+    check_index_range,
+    check_neighborhood_index,
+    check_positive_int,
+)
 from pyg_lightgode.sampler.hard_negatives import HardNegativeSampler
 from pyg_lightgode.sampler.importance import (
     ImportanceNeighborhood,
@@ -89,12 +95,6 @@ from pyg_lightgode.sampler.random_walk import (
     cat_blocks,
     full_blocks,
     to_csr,
-)
-from pyg_lightgode.validation import (
-    check_index_dtype,
-    check_index_range,
-    check_neighborhood_index,
-    check_positive_int,
 )
 
 #: One block of neighbourhoods: :obj:`(offset, row, neighbour, weight)`,

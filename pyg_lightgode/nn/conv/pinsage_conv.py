@@ -11,14 +11,14 @@ from torch_geometric.nn.dense.linear import Linear
 from torch_geometric.typing import Adj, OptTensor, SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor, scatter, spmm
 
-from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
-from pyg_lightgode.validation import (
+from pyg_lightgode.data.validation import (
     check_finite,
     check_floating,
     check_index_dtype,
     check_index_range,
     check_positive_int,
 )
+from pyg_lightgode.nn.conv.utils import is_sparse_adjacency
 
 POOLINGS = ('importance', 'mean', 'max')
 

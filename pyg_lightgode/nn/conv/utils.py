@@ -3,7 +3,7 @@ from torch import Tensor
 from torch_geometric.typing import Adj, OptTensor, SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
 
-from pyg_lightgode.validation import check_index_range
+from pyg_lightgode.data.validation import check_index_range
 
 
 def is_sparse_adjacency(edge_index: Adj, edge_weight: OptTensor) -> bool:

@@ -23,13 +23,16 @@ from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
 
 from pyg_lightgode.data.bipartite import quiet_sparse_csr
+from pyg_lightgode.data.validation import (
+    check_finite_float,
+    check_positive_int,
+)
 from pyg_lightgode.nn.ode import (
     DEFAULT_MAX_STEPS,
     FIXED_STEP_METHODS,
     check_method,
     integrate,
 )
-from pyg_lightgode.validation import check_finite_float, check_positive_int
 
 #: Ways to compute the top-:math:`k` right singular vectors of
 #: :math:`\tilde{R}` in :func:`ideal_basis`.

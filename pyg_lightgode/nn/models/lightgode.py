@@ -9,16 +9,16 @@ from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils import is_sparse, to_edge_index
 
 from pyg_lightgode.data.bipartite import bipartite_to_adj_t, check_interactions
-from pyg_lightgode.nn.conv.lightgode_conv import LightGODEConv
-from pyg_lightgode.nn.conv.utils import check_graph
-from pyg_lightgode.nn.ode import Times
-from pyg_lightgode.validation import (
+from pyg_lightgode.data.validation import (
     check_all_finite,
     check_finite,
     check_finite_float,
     check_index_range,
     check_positive_int,
 )
+from pyg_lightgode.nn.conv.lightgode_conv import LightGODEConv
+from pyg_lightgode.nn.conv.utils import check_graph
+from pyg_lightgode.nn.ode import Times
 
 _DIVERGED = ('; did training diverge? (lower the learning rate or '
              "'gamma')")

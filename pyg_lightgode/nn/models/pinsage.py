@@ -14,14 +14,7 @@ from torch_geometric.typing import Adj, OptTensor
 from torch_geometric.utils._trim_to_layer import TrimToLayer
 
 from pyg_lightgode.data.bipartite import quiet_sparse_csr
-from pyg_lightgode.nn.conv.pinsage_conv import (
-    POOLINGS,
-    PinSAGEConv,
-    check_edge_weight,
-    l2_normalize,
-)
-from pyg_lightgode.nn.conv.utils import sparse_values
-from pyg_lightgode.validation import (
+from pyg_lightgode.data.validation import (
     check_finite,
     check_floating,
     check_index_dtype,
@@ -29,6 +22,13 @@ from pyg_lightgode.validation import (
     check_neighborhood_index,
     check_positive_int,
 )
+from pyg_lightgode.nn.conv.pinsage_conv import (
+    POOLINGS,
+    PinSAGEConv,
+    check_edge_weight,
+    l2_normalize,
+)
+from pyg_lightgode.nn.conv.utils import sparse_values
 
 
 def _check_node_ids(ids: Tensor, num_nodes: int, name: str) -> Tensor:
@@ -54,7 +54,7 @@ def _check_forward_data(x: OptTensor, edge_index: Adj,
     synchronisation: finite features, ids of a :obj:`[2, E]`
     :obj:`edge_index` in :obj:`[0, num_rows - 1]`, finite non-negative
     weights (or values of a sparse adjacency). Only if one fails, the
-    checks of :mod:`pyg_lightgode.validation` run again to name it."""
+    checks of :mod:`pyg_lightgode.data.validation` run again to name it."""
     if isinstance(edge_index, Tensor) and edge_index.layout == torch.strided:
         if edge_index.dim() != 2 or edge_index.size(0) != 2:
             raise ValueError(f"'edge_index' must have shape [2, E] "

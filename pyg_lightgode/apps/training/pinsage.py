@@ -18,7 +18,18 @@ from torch_geometric.sampler import NegativeSampling
 from torch_geometric.typing import OptTensor
 from torch_geometric.utils import scatter
 
+from pyg_lightgode.apps.training.recipes import validation_evaluator
+from pyg_lightgode.apps.training.trainer import (
+    Trainer,
+    TrainResult,
+    seed_everything,
+)
 from pyg_lightgode.data.bipartite import BipartiteSplit, check_interactions
+from pyg_lightgode.data.validation import (
+    check_finite,
+    check_finite_float,
+    check_floating,
+)
 from pyg_lightgode.nn.conv.pinsage_conv import (
     check_edge_weight,
     importance_weights,
@@ -40,17 +51,6 @@ from pyg_lightgode.sampler.random_walk import (
     cat_blocks,
     full_blocks,
     rows_per_block,
-)
-from pyg_lightgode.training.recipes import validation_evaluator
-from pyg_lightgode.training.trainer import (
-    Trainer,
-    TrainResult,
-    seed_everything,
-)
-from pyg_lightgode.validation import (
-    check_finite,
-    check_finite_float,
-    check_floating,
 )
 
 USER_WEIGHTINGS = ('mean', 'importance')

@@ -2,10 +2,10 @@ r"""Data-parallel training over :mod:`torch.distributed`: process-group
 set-up for :obj:`torchrun`, the sharding of global batches across ranks, a
 :class:`~torch.nn.parallel.DistributedDataParallel` wrapper for models whose
 training objective is not their :meth:`forward`, and the few collectives
-:class:`~pyg_lightgode.training.Trainer` needs so that every rank takes the
+:class:`~.trainer.Trainer` needs so that every rank takes the
 same decisions.
 
-Semantics (used by :func:`~pyg_lightgode.training.recipes.train_on_pairs`):
+Semantics (used by :func:`~.recipes.train_on_pairs`):
 
 * :obj:`batch_size` is the GLOBAL batch. Every rank draws the same shuffled
   permutation of the training pairs (the shuffling generator is seeded

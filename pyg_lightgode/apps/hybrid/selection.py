@@ -2,7 +2,7 @@ r"""Selection on validation data: score-level fusion weights of several
 recommenders, chosen by a grid evaluated in one pass over the users.
 
 Every part is scored once per user batch and standardised
-(:func:`~pyg_lightgode.nn.models.standardize`); each candidate weighting
+(:func:`~.fusion.standardize`); each candidate weighting
 is then only a weighted sum, a mask and a top-:math:`k` on that batch, so a
 grid of :math:`G` weightings costs the parts' scoring once plus :math:`G`
 cheap passes, instead of :math:`G` full evaluations.
@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 from torch_geometric.metrics import LinkPredMetricCollection
 
+from pyg_lightgode.apps.hybrid.fusion import standardize
 from pyg_lightgode.metrics.ranking import (
     RANKING_METRICS,
     Interactions,
@@ -25,7 +26,7 @@ from pyg_lightgode.metrics.retrieval import (
     finish_topk,
     mask_excluded,
 )
-from pyg_lightgode.nn.models.graph_filters import Scorer, standardize
+from pyg_lightgode.nn.models.graph_filters import Scorer
 
 Weights = Dict[str, float]
 

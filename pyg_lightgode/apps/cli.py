@@ -185,7 +185,7 @@ def save_plot(panels: Sequence[Mapping[str, Any]], path: str) -> bool:
 def history_panels(history: Sequence[Mapping[str, float]],
                    metric: str = 'validation NDCG@20'
                    ) -> Sequence[Dict[str, Any]]:
-    r"""The training curve of a :class:`~pyg_lightgode.training.Trainer`
+    r"""The training curve of a :class:`~pyg_lightgode.apps.training.Trainer`
     history for :func:`save_plot`: the validation score per epoch, with
     the training loss on a second axis."""
     rows = [h for h in history if 'val' in h]

@@ -6,7 +6,7 @@ Three kinds of recommender answer a history, each through
 
 * :class:`LightGODERecommender` (trained LightGODE tables + the training
   graph): the history is folded in as a new user
-  (:meth:`~pyg_lightgode.nn.fold_in.LightGODEFoldIn.history_rows`: its
+  (:meth:`~.fold_in.LightGODEFoldIn.history_rows`: its
   :math:`\mathbf{E}_0` row by the fold-in rule, then its one-step
   propagated row) and scored against the propagated items. Folding a user
   in changes only its own row and the rows of its history's items, which
@@ -44,12 +44,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Type
 import torch
 from torch import Tensor
 
-from pyg_lightgode.nn.fold_in import (
+from pyg_lightgode.apps.serving.fold_in import (
     DEFAULT_E0_RULE,
     E0_RULES,
     LightGODEFoldIn,
 )
-from pyg_lightgode.utils.io import atomic_save
+from pyg_lightgode.data.io import atomic_save
 
 #: The :obj:`'format'` entry of every artefact.
 ARTEFACT_FORMAT = 'pyg_lightgode.serving'
@@ -261,11 +261,11 @@ class LightGODERecommender(Recommender):
         t (float, optional): ODE end time (one Euler step).
             (default: :obj:`3.0`)
         rule (str, optional): :math:`\mathbf{E}_0` rule of a folded-in
-            history, see :data:`~pyg_lightgode.nn.fold_in.E0_RULES`.
+            history, see :data:`~pyg_lightgode.apps.serving.fold_in.E0_RULES`.
         item_ids (sequence, optional): Raw item ids.
 
     The fold-in state is :attr:`fold`
-    (:class:`~pyg_lightgode.nn.fold_in.LightGODEFoldIn`): new users, items
+    (:class:`~.fold_in.LightGODEFoldIn`): new users, items
     and interactions added through :meth:`fold.add` are served at once and
     saved with the artefact.
     """
@@ -427,9 +427,9 @@ class ItemEmbeddingRecommender(Recommender):
     def from_pinsage(cls, model, split, item_ids: Optional[Sequence] = None,
                      **kwargs) -> 'ItemEmbeddingRecommender':
         r"""The item embeddings of a trained PinSage by
-        :func:`~pyg_lightgode.training.pinsage.pinsage_embeddings`
+        :func:`~pyg_lightgode.apps.training.pinsage.pinsage_embeddings`
         (further keyword arguments go to it)."""
-        from pyg_lightgode.training.pinsage import pinsage_embeddings
+        from pyg_lightgode.apps.training.pinsage import pinsage_embeddings
         with torch.no_grad():
             _, item_emb = pinsage_embeddings(model, split, **kwargs)
         return cls(item_emb.cpu(), item_ids=item_ids)

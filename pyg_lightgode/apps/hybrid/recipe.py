@@ -18,7 +18,7 @@ of LightGODE's propagated tables and filters (:class:`ScoreFusion`).
    :math:`w_m` (and, given several candidates, LightGODE's ODE time
    :math:`t` and the weight of an item-popularity part, negative to
    debias) are chosen by validation NDCG@20
-   (:func:`~pyg_lightgode.training.tuning.select_fusion`).
+   (:func:`~pyg_lightgode.apps.hybrid.selection.select_fusion`).
 2. *Test stage*: with the weights fixed, the filters are refitted and the
    tables re-propagated over training **and** validation interactions (both
    are known at test time; propagation happens after training, so the
@@ -40,21 +40,20 @@ from typing import (
 import torch
 from torch import Tensor
 
+from pyg_lightgode.apps.hybrid.fusion import EmbeddingScorer, ScoreFusion
+from pyg_lightgode.apps.hybrid.selection import select_fusion
 from pyg_lightgode.data.bipartite import BipartiteSplit, bipartite_to_adj_t
 from pyg_lightgode.nn.conv import LightGODEConv
 from pyg_lightgode.nn.models.graph_filters import (
     BSPM,
     GFCF,
     ChebyCF,
-    EmbeddingScorer,
     GraphFilter,
     ItemKNN,
     Popularity,
-    ScoreFusion,
     TurboCF,
     UserKNN,
 )
-from pyg_lightgode.training.tuning import select_fusion
 
 FILTERS = {'gfcf': GFCF, 'bspm': BSPM, 'chebycf': ChebyCF,
            'turbocf': TurboCF, 'userknn': UserKNN, 'itemknn': ItemKNN}

@@ -294,7 +294,7 @@ class FoldInUpdate:
 class LightGODEFoldIn:
     r"""Trained LightGODE tables, their interaction graph and their
     propagation, kept up to date as interactions, users and items arrive,
-    without gradient steps (see :mod:`pyg_lightgode.nn.fold_in`).
+    without gradient steps (see :mod:`pyg_lightgode.apps.serving.fold_in`).
 
     .. code-block:: python
 

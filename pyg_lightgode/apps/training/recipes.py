@@ -6,22 +6,22 @@ from typing import Callable, Dict, Optional
 import torch
 from torch_geometric.nn.models import LightGCN
 
-from pyg_lightgode.data.bipartite import BipartiteSplit
-from pyg_lightgode.metrics import RankingEvaluator
-from pyg_lightgode.sampler.uniform_negatives import UniformNegativeSampler
-from pyg_lightgode.training.distributed import (
+from pyg_lightgode.apps.training.distributed import (
     all_gather_rows,
     get_rank,
     get_world_size,
     shard,
     wrap_ddp,
 )
-from pyg_lightgode.training.trainer import (
+from pyg_lightgode.apps.training.trainer import (
     InteractionBatches,
     Trainer,
     TrainResult,
     seed_everything,
 )
+from pyg_lightgode.data.bipartite import BipartiteSplit
+from pyg_lightgode.metrics import RankingEvaluator
+from pyg_lightgode.sampler.uniform_negatives import UniformNegativeSampler
 
 #: LightGODE settings chosen by measurement, per dataset (BENCHMARKS.md
 #: sections 2 and 8): :class:`LightGODE` arguments (:obj:`t`, :obj:`gamma`,
@@ -102,7 +102,7 @@ def train_on_pairs(model: torch.nn.Module, split: BipartiteSplit,
     epoch count chosen on validation (never on test).
 
     Under :mod:`torch.distributed` (see
-    :mod:`pyg_lightgode.training.distributed`) the same call runs on every
+    :mod:`pyg_lightgode.apps.training.distributed`) the same call runs on every
     rank with the model wrapped in
     :class:`~torch.nn.parallel.DistributedDataParallel`, and
     :obj:`batch_size` is the GLOBAL batch: every rank draws the same shuffled
@@ -183,7 +183,7 @@ def train_lightgode(model, split: BipartiteSplit, epochs: int = 300,
     arguments go to :func:`train_on_pairs`. Under :mod:`torch.distributed`
     the alignment term is taken on each rank's share of the batch and the
     uniformity term on the whole global batch (gathered by
-    :func:`~pyg_lightgode.training.distributed.all_gather_rows`), so the
+    :func:`~pyg_lightgode.apps.training.distributed.all_gather_rows`), so the
     step equals the single-process one.
     """
     def loss_fn(users, items, _):

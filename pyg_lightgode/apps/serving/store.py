@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pyg_lightgode.data.io import atomic_write
 from pyg_lightgode.metrics.ranking import DEFAULT_BATCH_SIZE, UserItemCSR
 from pyg_lightgode.metrics.retrieval import DEFAULT_BLOCK_NUMEL, exact_topk
-from pyg_lightgode.utils.io import atomic_write
 
 #: Format tag and version written to every store header.
 STORE_FORMAT = 'pyg_lightgode.EmbeddingStore'

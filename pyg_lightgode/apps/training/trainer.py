@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pyg_lightgode.utils.io import atomic_save
-from pyg_lightgode.training.distributed import (
+from pyg_lightgode.data.io import atomic_save
+from pyg_lightgode.apps.training.distributed import (
     all_reduce_sum,
     barrier,
     broadcast_float,
@@ -333,7 +333,7 @@ class Trainer:
     anything is changed.
 
     Under :mod:`torch.distributed` (an initialised process group, e.g. from
-    :func:`~pyg_lightgode.training.distributed.init_distributed`) every rank
+    :func:`~.distributed.init_distributed`) every rank
     runs :meth:`fit` on its replica: the epoch loss is averaged over all
     ranks, rank 0's validation score is broadcast so that early stopping
     decides identically everywhere, and only rank 0 writes the checkpoint,
