@@ -1,31 +1,16 @@
-r"""One command that trains (or fits) and evaluates every model on the same
-split with the same seed and prints (and optionally appends to
-BENCHMARKS.md) a table: Recall@20, NDCG@20, seconds per stage and peak
-memory; ``--json FILE`` writes ``{"models": {name: {"test": {"recall@20",
-"ndcg@20"}, "seconds": {stage: s}, "peak_mib": MiB, ...}}, ...}``.
+r"""Trains (or fits) and evaluates models on one split with one seed and
+prints a table: Recall@20, NDCG@20, seconds per stage, peak memory.
 
-    python benchmarks/run.py --dataset movielens100k --raw-dir ../shared/data/ml-100k --mode quick
-    python benchmarks/run.py --dataset gowalla --raw-dir ../shared/data/gowalla --mode full --models gfcf,bspm,lightgode,hybrid
+An experiment is a file in configs/ (one per published result); the flags
+choose the data, the models and the machine:
 
-Models: the trained ones (lightgode, mf-bpr, lightgcn-2/3, pinsage), the
-training-free filters (gfcf, bspm, turbocf: official settings, fitted on
-training + validation, the full official training set) and ``hybrid``
-(LightGODE's tables fused with filters, weights chosen on validation:
-:func:`pyg_lightgode.apps.hybrid.recipe.fit_hybrid`). ``--cache DIR`` keeps
-LightGODE's trained tables (with their training settings and seconds) so
-that ``hybrid`` reuses those of the ``lightgode`` row instead of training
-again; a cache entry is used only when its settings match.
+    python benchmarks/run.py --config configs/movielens100k_quick.json --raw-dir ../shared/data/ml-100k
+    python benchmarks/run.py --config configs/gowalla_filters.json --raw-dir ../shared/data/gowalla
 
-Every model runs in its own process, so the peak resident memory
-(``ru_maxrss``) belongs to that model's whole pipeline (load, train,
-propagate, evaluate). The processes are forked from one server that
-imported torch, PyG and the package once (a fresh interpreter per model
-spent ~7 s of a quick run per model on imports); a child's figure includes
-those imports (~270 MiB), as a fresh interpreter's did (~360 MiB, its
-import-time peak). ``--study`` adds the paper's preliminary experiment
-(post-training propagation of MF, LightGCN with and without propagation at
-test time) and the embedding-discrepancy study (1..10 layers and ODE times,
-as a table and a PNG).
+Every model runs in its own process forked from one server that imported
+torch once, so its peak resident memory (ru_maxrss) is its own pipeline's.
+The experiment file is checked completely before anything trains, and the
+plan with its expected duration is printed first.
 """
 import argparse
 import datetime
@@ -42,16 +27,22 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Optional
 
-import torch
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from pyg_lightgode.apps.cli import HelpFormatter  # noqa: E402
+from pyg_lightgode.apps.configs import (  # noqa: E402 (no torch import)
+    DATASETS,
+    FILTER_MODELS,
+    MODELS,
+    ConfigError,
+    load_config,
+    merge_overrides,
+    run_name,
+    validate_config,
+)
 
-TRAINED = ('lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3', 'pinsage')
-FILTER_MODELS = ('gfcf', 'bspm', 'chebycf', 'turbocf', 'userknn',
-                 'itemknn')
-MODELS = TRAINED + FILTER_MODELS + ('hybrid', )
-DATASETS = ('movielens100k', 'gowalla', 'yelp2018')
 #: Datasets whose split holds out 10% of the training pairs for validation
 #: (MovieLens' own split is 8:1:1).
-VAL_RATIO = {'gowalla': 0.1, 'yelp2018': 0.1}
+VAL_RATIO = {'gowalla': 0.1, 'yelp2018': 0.1, 'amazon-book': 0.1}
 # Training settings per mode; quick is the CI smoke run (minutes).
 MODES = {
     'quick': dict(epochs=2, patience=None),
@@ -70,6 +61,21 @@ SETTINGS = {  # Per model: batch size and learning rate.
     'itemknn': {},
     'hybrid': {},  # LightGODE's settings + the filters'.
 }
+#: Rough wall seconds per model at one thread on 2 cores (BENCHMARKS.md),
+#: for the plan printed before a run; quick mode on the small datasets is
+#: about a minute for everything.
+EXPECTED_SECONDS = {
+    'gowalla': {'quick': dict(lightgode=120, pinsage=700, gfcf=60, bspm=200,
+                              chebycf=600, turbocf=300, userknn=600,
+                              itemknn=300, hybrid=1200, **{
+                                  'mf-bpr': 120, 'lightgcn-2': 1500,
+                                  'lightgcn-3': 2100}),
+                'full': dict(lightgode=3600, pinsage=3600, gfcf=60,
+                             bspm=200, chebycf=600, turbocf=300,
+                             userknn=600, itemknn=300, hybrid=6000, **{
+                                 'mf-bpr': 7200, 'lightgcn-2': 200000,
+                                 'lightgcn-3': 300000})},
+}
 STUDY_TIMES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0]
 
 
@@ -78,6 +84,7 @@ def peak_mib() -> float:
 
 
 def machine(threads: int) -> str:
+    import torch
     return (f'{platform.processor() or platform.machine()}, '
             f'{os.cpu_count()} cores, torch {torch.__version__}, '
             f'{threads} torch threads per model, load average '
@@ -92,6 +99,7 @@ def test_metrics(split, users, items):
 
 
 def timed(fn):
+    import torch
     t0 = time.perf_counter()
     with torch.no_grad():
         out = fn()
@@ -112,6 +120,8 @@ def study_rows(model, split, name):
 def lightgode_from_tables(split, user_emb, item_emb, **kwargs):
     r"""A :class:`LightGODE` holding already-trained tables, to propagate
     them after training."""
+    import torch
+
     from pyg_lightgode.nn.models import LightGODE
     model = LightGODE(split.num_users, split.num_items, user_emb.size(1),
                       **kwargs)
@@ -164,6 +174,8 @@ def lightgode_tables(args, split, opts, common):
 
 def cached_tables(args, split, settings, opts, common, tuned):
     r"""One LightGODE training run on :obj:`split`, through the cache."""
+    import torch
+
     from pyg_lightgode.nn.models import LightGODE
     from pyg_lightgode.apps.training.recipes import train_lightgode
     path = cache_path(args, settings)
@@ -209,9 +221,11 @@ def run_filter(args, split, name) -> dict:
         known_graph,
         make_filter,
     )
-    settings = filter_settings(name, args.dataset, split.num_users,
-                               split.num_items)
-    model = make_filter(name, args.dataset, split.num_users, split.num_items)
+    overrides = args.filters.get(name, {})
+    settings = dict(filter_settings(name, args.dataset, split.num_users,
+                                    split.num_items), **overrides)
+    model = make_filter(name, args.dataset, split.num_users, split.num_items,
+                        **overrides)
     graph = known_graph(split, 'test')
     fitted, fit_s = timed(lambda: model.fit(graph))
     metrics, score_s = timed(lambda: scorer_metrics(split, fitted.score))
@@ -219,19 +233,9 @@ def run_filter(args, split, name) -> dict:
             'seconds': {'fit': fit_s, 'score_and_rank': score_s}}
 
 
-def parse_weights(text: str):
-    r"""``--hybrid-weights``: one comma list for every part, or
-    ``part=w1,w2;part=w3`` per part."""
-    if '=' not in text:
-        return [float(value) for value in text.split(',')]
-    out = {}
-    for item in text.split(';'):
-        name, _, values = item.partition('=')
-        out[name.strip()] = [float(value) for value in values.split(',')]
-    return out
-
-
 def run_hybrid(args, split, opts, common) -> dict:
+    import torch
+
     from pyg_lightgode.apps.hybrid.recipe import fit_hybrid
     from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     users, items, info, test_tables = lightgode_tables(args, split, opts,
@@ -243,7 +247,8 @@ def run_hybrid(args, split, opts, common) -> dict:
             argparse.Namespace(**{**vars(args), 'seed': seed, 'dim': dim}),
             split, opts, dict(common, seed=seed))
 
-    seeds = [int(seed) for seed in args.hybrid_seeds.split(',') if seed]
+    hybrid = args.hybrid
+    seeds = hybrid['ensemble_seeds']
     if seeds:
         # An ensemble of LightGODE runs with other seeds: propagation is
         # linear per column, so the concatenated tables score the sum of
@@ -260,12 +265,11 @@ def run_hybrid(args, split, opts, common) -> dict:
                     train_seconds=sum(run[2]['train_seconds']
                                       for run in runs))
     extra_tables = {}
-    for spec in (s for s in args.hybrid_runs.split(',') if s):
-        # Other runs as separately weighted parts (seed:dim).
-        seed, _, dim = spec.partition(':')
-        seed, dim = int(seed), int(dim or args.dim)
+    for run in hybrid['runs']:
+        # Other runs as separately weighted parts.
+        seed, dim = run['seed'], run['dim']
         run_u, run_i, run_info, run_test = other_run(seed, dim)
-        name = f'lightgode-s{seed}-d{dim}'
+        name = run_name(seed, dim)
         extra_tables[name] = (run_u, run_i) + (
             (run_test, ) if run_test is not None else ())
         info = dict(info, extra_runs={**info.get('extra_runs', {}),
@@ -274,20 +278,16 @@ def run_hybrid(args, split, opts, common) -> dict:
                     run_info['train_seconds'])
     tuned = LIGHTGODE_SETTINGS.get(args.dataset,
                                    LIGHTGODE_SETTINGS['movielens100k'])
-    t = tuned['t'] if args.t is None else args.t
-    if args.hybrid_t:
-        t = [float(value) for value in args.hybrid_t.split(',')]
-    parts = [p for p in args.hybrid_parts.split(',') if p]
-    popularity = [float(value) for value in
-                  args.hybrid_popularity.split(',') if value]
-    candidates = (json.loads(args.hybrid_candidates)
-                  if args.hybrid_candidates else None)
+    t = hybrid['t'] or (tuned['t'] if args.t is None else args.t)
+    parts = hybrid['parts']
     (fusion, report), fit_s = timed(lambda: fit_hybrid(
         split, users, items, parts=parts, t=t, test_tables=test_tables,
-        popularity=popularity, filter_candidates=candidates,
+        popularity=hybrid['popularity'],
+        filter_overrides=args.filters,
+        filter_candidates=hybrid['candidates'] or None,
         extra_tables=extra_tables,
-        **({'coarse': parse_weights(args.hybrid_weights)}
-           if args.hybrid_weights else {})))
+        **({'coarse': hybrid['weights']}
+           if hybrid['weights'] is not None else {})))
     t = report['t']
     metrics, score_s = timed(lambda: scorer_metrics(split, fusion.score))
     seconds = {'train_lightgode': info['train_seconds'],
@@ -300,6 +300,8 @@ def run_hybrid(args, split, opts, common) -> dict:
 
 
 def run_model(args) -> dict:
+    import torch
+
     from pyg_lightgode.datasets import load_dataset
     from pyg_lightgode.apps.training import seed_everything
     torch.set_num_threads(args.threads)
@@ -307,7 +309,7 @@ def run_model(args) -> dict:
     split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
                          **({'val_ratio': VAL_RATIO[args.dataset]}
                             if args.dataset in VAL_RATIO else {}))
-    name = args.single
+    name = args.model
     if name in FILTER_MODELS:
         out = run_filter(args, split, name)
         out['peak_mib'] = peak_mib()
@@ -465,68 +467,105 @@ def plot_study(rows, path):
     print(f'wrote {path}')
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.strip(),
+        epilog=f'Models: {", ".join(MODELS)}. Datasets: '
+        f'{", ".join(DATASETS)}. Everything else (LightGODE\'s dim, t and '
+        'refit, filter settings, the hybrid\'s parts and candidates, '
+        'expected figures) is in the --config file; see '
+        'pyg_lightgode/apps/configs.py for its keys.',
+        formatter_class=HelpFormatter)
     add = parser.add_argument
-    add('--dataset', default='movielens100k', choices=list(DATASETS))
-    add('--root', default='data')
-    add('--raw-dir', default=None)
-    add('--models', default=','.join(MODELS))
-    add('--mode', default='quick', choices=list(MODES))
-    add('--epochs', type=int, default=None, help='override the mode')
-    add('--patience', type=int, default=None,
-        help='override the early-stopping patience of the mode')
+    add('--config', default=None,
+        help='experiment file (JSON, e.g. configs/gowalla_hybrid.json); '
+        'flags given here override its values')
+    add('--dataset', default=None, choices=list(DATASETS),
+        help="the dataset (default: the config's, else movielens100k)")
+    add('--root', default='data', help='datasets folder')
+    add('--raw-dir', default=None,
+        help='folder with the already-downloaded raw files')
+    add('--models', default=None,
+        help="comma list of models, or 'all' (default: the config's; "
+        'without a config: all, on the small datasets only)')
+    add('--mode', default=None, choices=['quick', 'full'],
+        help='quick: a 2-epoch smoke run; full: up to 300 epochs with '
+        "early stopping (default: the config's, else quick)")
+    add('--epochs', type=int, default=None,
+        help="override the mode's epoch budget")
+    add('--seed', type=int, default=None,
+        help="random seed (default: the config's, else 2020)")
+    add('--threads', type=int, default=1,
+        help='torch threads per model (one thread does not collapse when '
+        'other jobs share the cores)')
     add('--cache', default=None,
         help="folder for LightGODE's trained tables, shared by the "
-        "lightgode and hybrid rows")
-    add('--refit', action='store_true',
-        help='LightGODE (and the hybrid): after selecting the epoch count on '
-        'validation, retrain on training + validation for that many epochs '
-        'and propagate over both at test time')
-    add('--hybrid-parts', default='bspm,gfcf',
-        help='filters fused with LightGODE in the hybrid')
-    add('--hybrid-t', default=None,
-        help="candidate ODE times for the hybrid's LightGODE part, chosen "
-        'on validation (comma list; default: --t)')
-    add('--hybrid-popularity', default='',
-        help='candidate weights of a popularity part in the hybrid, chosen '
-        'on validation (comma list, negative debiases; default: none)')
-    add('--hybrid-seeds', default='',
-        help="other seeds of LightGODE runs whose tables join the hybrid's "
-        'LightGODE part as an ensemble (comma list; default: none)')
-    add('--hybrid-runs', default='',
-        help="other LightGODE runs fused as separately weighted parts, "
-        "each SEED:DIM, with weight and t chosen on validation (comma "
-        "list; default: none)")
-    add('--hybrid-weights', default=None,
-        help="candidate weights of each filter in the hybrid (comma list, "
-        "or per part: 'bspm=0.5,1;userknn=0.2,0.3'; default: fit_hybrid's "
-        "coarse grid)")
-    add('--hybrid-candidates', default=None,
-        help='candidate settings of the filters in the hybrid, chosen on '
-        'validation, as JSON: {"bspm": [{"beta": 0.1}, {"beta": 0.2}]}')
-    add('--t', type=float, default=None,
-        help="LightGODE ODE time (default: LIGHTGODE_SETTINGS' t)")
-    add('--seed', type=int, default=2020)
-    add('--dim', type=int, default=64,
-        help="LightGODE's embedding size (default: the published d = 64)")
-    add('--threads', type=int, default=torch.get_num_threads())
-    add('--study', action='store_true',
-        help='preliminary experiment and discrepancy study')
-    add('--plot', default=None, help='PNG of the discrepancy study')
+        'lightgode and hybrid rows')
     add('--json', default=None, help='write all results as JSON')
-    add('--append', default=None, help='append the table to this markdown')
-    add('--single', default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.single:
-        print(json.dumps(run_model(args)))
-        return None
+    add('--study', action='store_true',
+        help='add the preliminary experiment and the embedding-discrepancy '
+        'study')
+    add('--plot', default=None, help='PNG of the discrepancy study')
+    add('--dry-run', action='store_true',
+        help='check the experiment and print the plan, then stop')
+    return parser
 
-    models = [m for m in args.models.split(',') if m]
-    unknown = set(models) - set(MODELS)
-    if unknown:
-        parser.error(f'unknown models {sorted(unknown)}; choose from '
-                     f'{list(MODELS)}')
+
+def experiment(args, parser) -> dict:
+    r"""The validated experiment: the config file with the flags over it."""
+    models = args.models
+    if models is not None:
+        models = list(MODELS) if models == 'all' else [
+            m for m in models.split(',') if m]
+    overrides = dict(dataset=args.dataset, models=models, mode=args.mode,
+                     seed=args.seed, epochs=args.epochs)
+    try:
+        config = (load_config(args.config) if args.config else
+                  validate_config({'dataset': args.dataset or
+                                   'movielens100k'}, '<command line>'))
+        return merge_overrides(config, overrides,
+                               args.config or '<command line>')
+    except ConfigError as error:
+        parser.error(str(error))
+
+
+def plan(config, args) -> float:
+    r"""Prints what will run and returns the expected seconds."""
+    expected = EXPECTED_SECONDS.get(config['dataset'], {}).get(
+        config['mode'], {})
+    total = sum(expected.get(m, 60) for m in config['models'])
+    print(f"plan: {', '.join(config['models'])} on {config['dataset']} "
+          f"(mode {config['mode']}, seed {config['seed']}, "
+          f"{args.threads} thread(s)); expected about "
+          f'{total / 60:.0f} min', file=sys.stderr, flush=True)
+    return total
+
+
+def job_for(config, args, model: str) -> argparse.Namespace:
+    r"""Everything one model's process needs."""
+    return argparse.Namespace(
+        model=model, dataset=config['dataset'], root=args.root,
+        raw_dir=args.raw_dir, mode=config['mode'], seed=config['seed'],
+        epochs=config['epochs'], patience=config['patience'],
+        dim=config['lightgode']['dim'], t=config['lightgode']['t'],
+        refit=config['lightgode']['refit'], filters=config['filters'],
+        hybrid=config['hybrid'], cache=args.cache, threads=args.threads,
+        study=args.study)
+
+
+def main(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    config = experiment(args, parser)
+    seconds = plan(config, args)
+    if args.dry_run:
+        print(json.dumps(config, indent=1))
+        return None
+    if args.config is None and args.models is None and seconds > 3600:
+        parser.error(f"without --config or --models this runs every model "
+                     f"on {config['dataset']}: about {seconds / 3600:.0f} "
+                     f"h. Pick a file in configs/, name the --models, or "
+                     f"pass --models all to confirm")
     command = 'python benchmarks/run.py ' + ' '.join(
         argv if argv is not None else sys.argv[1:])
     rows = []
@@ -535,12 +574,12 @@ def main(argv=None):
     context = multiprocessing.get_context('forkserver')
     context.set_forkserver_preload(['torch', 'torch_geometric',
                                     'pyg_lightgode'])
-    for model in models:
+    for model in config['models']:
         t0 = time.perf_counter()
         try:
             with ProcessPoolExecutor(1, mp_context=context) as pool:
-                row = pool.submit(run_model, argparse.Namespace(
-                    **dict(vars(args), single=model))).result()
+                row = pool.submit(run_model,
+                                  job_for(config, args, model)).result()
         except BrokenProcessPool as error:  # Killed (memory) or crashed.
             rows.append({'model': model, 'error': f'process died: {error}'})
             print(f'{model}: FAILED, its process died: {error}',
@@ -557,14 +596,14 @@ def main(argv=None):
         print(f"{model}: recall@20 {row['recall@20']:.4f} ndcg@20 "
               f"{row['ndcg@20']:.4f} ({row['wall_seconds']:.0f} s)",
               flush=True)
-    table = markdown(rows, command, args.dataset, args.threads)
+    table = markdown(rows, command, config['dataset'], args.threads)
     print(table)
     if args.plot:
         plot_study(rows, args.plot)
     if args.json:
         from pyg_lightgode.data.io import write_json
-        write_json({'dataset': args.dataset, 'command': command,
-                    'machine': machine(args.threads),
+        write_json({'dataset': config['dataset'], 'command': command,
+                    'config': config, 'machine': machine(args.threads),
                     'date': datetime.date.today().isoformat(),
                     'models': {r['model']: {
                         'test': {key: r[key] for key in ('recall@20',
@@ -576,9 +615,6 @@ def main(argv=None):
                            if key not in ('model', 'recall@20', 'ndcg@20',
                                           'seconds', 'peak_mib')}}
                         for r in rows}}, args.json)
-    if args.append:
-        with open(args.append, 'a') as f:
-            f.write(table + '\n')
     if any('error' in r for r in rows):
         sys.exit(1)
     return rows

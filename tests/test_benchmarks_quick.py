@@ -17,12 +17,11 @@ def test_benchmark_runner_quick_mode(tmp_path):
     r"""The CI smoke run of ``benchmarks/run.py``: every model trains one
     epoch on MovieLens-100K through the same split; no timing assertion."""
     out = tmp_path / 'rows.json'
-    md = tmp_path / 'bench.md'
     proc = subprocess.run([
         sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--dataset',
         'movielens100k', '--root', str(tmp_path / 'data'), '--raw-dir',
         str(ML100K), '--mode', 'quick', '--epochs', '1', '--study',
-        '--json', str(out), '--append', str(md)
+        '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     models = json.loads(out.read_text())['models']
@@ -48,7 +47,7 @@ def test_benchmark_runner_quick_mode(tmp_path):
     layers = [s['layers'] for s in study
               if s['trained'] == 'MF-BPR' and 'layers' in s]
     assert layers == list(range(11))
-    table = md.read_text()
+    table = proc.stdout
     assert 'Command: `python benchmarks/run.py' in table
     assert '| lightgode |' in table and '| pinsage |' in table
     assert '| gfcf |' in table and '| hybrid (t ' in table
@@ -94,17 +93,20 @@ def test_benchmark_runner_refit_on_train_and_validation(tmp_path):
     (cached under its own key), and the hybrid's test stage uses those
     tables."""
     out = tmp_path / 'rows.json'
+    config = tmp_path / 'refit.json'
+    config.write_text(json.dumps({
+        'dataset': 'yelp2018', 'mode': 'full', 'epochs': 3, 'patience': 1,
+        'models': ['lightgode', 'hybrid'], 'lightgode': {'refit': True},
+        'hybrid': {'parts': ['gfcf'], 't': [1, 3], 'popularity': [0, -0.1],
+                   'ensemble_seeds': [7], 'runs': [{'seed': 7, 'dim': 16}],
+                   'weights': {'gfcf': [0, 0.5],
+                               'lightgode-s7-d16': [0, 0.5]},
+                   'candidates': {'gfcf': [{'alpha': 0.0},
+                                           {'alpha': 0.3}]}}}))
     proc = subprocess.run([
-        sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--dataset',
-        'yelp2018', '--root', str(tmp_path / 'data'), '--raw-dir',
-        str(FIXTURE), '--mode', 'full', '--epochs', '3', '--patience', '1',
-        '--models', 'lightgode,hybrid', '--refit', '--hybrid-parts', 'gfcf',
-        '--hybrid-t', '1,3', '--hybrid-popularity', '0,-0.1',
-        '--hybrid-seeds', '7', '--hybrid-weights',
-        'gfcf=0,0.5;lightgode-s7-d16=0,0.5',
-        '--hybrid-runs', '7:16', '--hybrid-candidates',
-        '{"gfcf": [{"alpha": 0.0}, {"alpha": 0.3}]}',
-        '--cache', str(tmp_path / 'cache'), '--json', str(out)
+        sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--config',
+        str(config), '--root', str(tmp_path / 'data'), '--raw-dir',
+        str(FIXTURE), '--cache', str(tmp_path / 'cache'), '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     models = json.loads(out.read_text())['models']
@@ -149,14 +151,93 @@ def test_benchmark_runner_reports_a_failed_model_and_goes_on(tmp_path):
     r"""A model whose run raises is reported (row, stderr, exit status 1)
     with the error named, and the other models still run."""
     out = tmp_path / 'rows.json'
+    config = tmp_path / 'bad_k.json'
+    config.write_text(json.dumps({'dataset': 'yelp2018',
+                                  'models': ['gfcf', 'itemknn'],
+                                  'filters': {'gfcf': {'k': -1}}}))
     proc = subprocess.run([
-        sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--dataset',
-        'yelp2018', '--root', str(tmp_path / 'data'), '--raw-dir',
-        str(FIXTURE), '--mode', 'quick', '--epochs', '1', '--models',
-        'lightgode,itemknn', '--dim', '0', '--json', str(out)
+        sys.executable, str(ROOT / 'benchmarks' / 'run.py'), '--config',
+        str(config), '--root', str(tmp_path / 'data'), '--raw-dir',
+        str(FIXTURE), '--json', str(out)
     ], capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert proc.returncode == 1
-    assert 'lightgode: FAILED' in proc.stderr
+    assert 'gfcf: FAILED' in proc.stderr
     models = json.loads(out.read_text())['models']
-    assert 'embedding_dim' in models['lightgode']['error']
+    assert "'k'" in models['gfcf']['error']
     assert 0 <= models['itemknn']['test']['ndcg@20'] <= 1
+
+
+BAD_CONFIGS = [
+    ({'dataset': 'gowalla', 'hybird': {}}, "'hybird' is not a known key"),
+    ({'dataset': 'gowalla', 'hybrid': {'parts': ['bspm'],
+                                       'weights': {'bspm': [1],
+                                                   'gfcf': [1]}}},
+     "'hybrid.weights.gfcf' is not a known key"),
+    ({'dataset': 'gowalla', 'hybrid': {'parts': ['bspm', 'gfcf'],
+                                       'weights': {'bspm': [1]}}},
+     "no candidate weights for the fused part 'gfcf'"),
+    ({'dataset': 'gowalla', 'hybrid': {'parts': ['bspm'],
+                                       'weights': {'bspm': [0.5, 'NAN']}}},
+     "'hybrid.weights.bspm[1]' must be a finite number"),
+    ({'dataset': 'gowalla', 'models': ['lightgode', 'sage']},
+     "'models' names 'sage'"),
+    ({'dataset': 'gowala'}, "'dataset' must be one of"),
+    ({'dataset': 'gowalla', 'lightgode': {'dim': 0}},
+     "'lightgode.dim' must be an integer >= 1"),
+    ({'dataset': 'gowalla', 'hybrid': {'runs': [{'dim': 8}]}},
+     "'hybrid.runs[0].seed' is missing"),
+]
+
+
+@pytest.mark.parametrize('config, message', BAD_CONFIGS)
+def test_bad_experiment_file_names_the_key_and_the_file(tmp_path, config,
+                                                        message):
+    from pyg_lightgode.apps.configs import ConfigError, load_config
+    path = tmp_path / 'experiment.json'
+    path.write_text(json.dumps(config).replace('"NAN"', 'NaN'))
+    with pytest.raises(ConfigError) as info:
+        load_config(str(path))
+    assert str(path) in str(info.value) and message in str(info.value)
+
+
+def test_bad_experiment_file_stops_run_py_before_training(tmp_path):
+    path = tmp_path / 'experiment.json'
+    path.write_text('{"dataset": "gowalla", "hybrid": {"parts": ["bspm"], '
+                    '"weights": {"bspm": [NaN]}}}')
+    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' /
+                                               'run.py'),
+                           '--config', str(path)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert str(path) in proc.stderr
+    assert "'hybrid.weights.bspm[0]' must be a finite" in proc.stderr
+    assert 'plan:' not in proc.stderr  # Nothing started.
+
+
+def test_run_py_help_and_plan_do_not_import_torch():
+    code = ('import runpy, sys; sys.argv = ["run.py", "--config", '
+            '"configs/gowalla_hybrid.json", "--dry-run"]\n'
+            'try:\n    runpy.run_path("benchmarks/run.py", '
+            'run_name="__main__")\nexcept SystemExit:\n    pass\n'
+            'print("TORCH" if "torch" in sys.modules else "NO TORCH")')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.stdout.strip().endswith('NO TORCH'), proc.stderr
+    assert 'plan: lightgode, hybrid on gowalla' in proc.stderr
+
+
+def test_bare_long_run_is_refused_with_its_estimate():
+    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' /
+                                               'run.py'),
+                           '--dataset', 'gowalla'], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 2
+    assert 'runs every model on gowalla: about' in proc.stderr
+
+
+@pytest.mark.parametrize('path', sorted((ROOT / 'configs').glob('*.json')),
+                         ids=lambda path: path.name)
+def test_every_shipped_config_is_valid(path):
+    from pyg_lightgode.apps.configs import load_config
+    config = load_config(str(path))
+    assert config.get('description'), path
