@@ -517,3 +517,45 @@ def test_assert_module(method, kwargs):
     assert_module(conv, x, edge_index, edge_weight=weight,
                   expected_size=tuple(x.shape), test_sparse_layouts=[],
                   atol=1e-10)
+
+
+def test_bipartite_pair_is_one_euler_step_of_a_block_of_rows():
+    # A block of rows of the normalised adjacency, as fold-in and a graph
+    # partition use it: equal to the same rows of the full-graph step.
+    gen = torch.Generator().manual_seed(0)
+    N, F = 12, 5
+    edge_index = torch.randint(0, N, (2, 40), generator=gen)
+    edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+    x = torch.randn(N, F, generator=gen)
+    full = LightGODEConv(t=2.5)(x, edge_index)
+    norm_index, norm_weight = gcn_norm(edge_index, None, N,
+                                       add_self_loops=False)
+    adj_t = to_torch_csr_tensor(norm_index.flip(0), norm_weight,
+                                size=(N, N))
+    rows = torch.tensor([1, 4, 5, 9])
+    dense = adj_t.to_dense()[rows]
+    conv = LightGODEConv(t=2.5, normalize=False)
+    out = conv((x, x[rows]), dense.to_sparse_csr())
+    assert torch.allclose(out, full[rows], atol=1e-6)
+    # The edge_index form gives the same rows.
+    mask = torch.isin(norm_index[1], rows)
+    local = torch.searchsorted(rows, norm_index[1, mask])
+    out2 = conv((x, x[rows]), torch.stack([norm_index[0, mask], local]),
+                norm_weight[mask])
+    assert torch.allclose(out2, full[rows], atol=1e-6)
+    # Several times at once, and an empty block.
+    both = conv((x, x[rows]), dense.to_sparse_csr(), t=[1.0, 2.5])
+    assert torch.allclose(both[1], full[rows], atol=1e-6)
+    empty = conv((x, x[:0]), torch.zeros(0, N).to_sparse_csr())
+    assert empty.shape == (0, F)
+
+
+def test_bipartite_pair_needs_one_euler_step_without_normalisation():
+    x = torch.randn(4, 3)
+    adj = torch.eye(4).to_sparse_csr()
+    for conv in (LightGODEConv(), LightGODEConv(method='rk4',
+                                                normalize=False)):
+        with pytest.raises(ValueError, match='one-step'):
+            conv((x, x), adj)
+    with pytest.raises(ValueError, match=r'\[3, 4\]'):
+        LightGODEConv(normalize=False)((x, x[:3]), adj)

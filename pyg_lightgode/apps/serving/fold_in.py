@@ -65,8 +65,11 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.utils import cumsum
+from torch_geometric.utils.sparse import index2ptr
 
 from pyg_lightgode.data.bipartite import check_interactions, quiet_sparse_csr
+from pyg_lightgode.nn.conv import LightGODEConv
 from pyg_lightgode.nn.ode import check_method
 
 #: The rules for a new node's :math:`\mathbf{E}_0` row.
@@ -132,33 +135,27 @@ def _sorted_rows(row: Tensor, col: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 def _csr_ptr(row: Tensor, num_rows: int) -> Tensor:
-    ptr = row.new_zeros(num_rows + 1)
-    torch.cumsum(torch.bincount(row, minlength=num_rows), 0, out=ptr[1:])
-    return ptr
+    return index2ptr(row, num_rows)
 
 
-def _spmm(ptr: Tensor, col: Tensor, value: Tensor, table: Tensor) -> Tensor:
+def _csr(ptr: Tensor, col: Tensor, value: Tensor, num_cols: int) -> Tensor:
     with quiet_sparse_csr():
-        adj = torch.sparse_csr_tensor(ptr, col, value,
-                                      size=(ptr.numel() - 1, table.size(0)))
-    return adj @ table
+        return torch.sparse_csr_tensor(ptr, col, value,
+                                       size=(ptr.numel() - 1, num_cols))
 
 
-def _aggregate(ptr: Tensor, col: Tensor, row_scale: Tensor,
-               col_scale: Tensor, table: Tensor) -> Tensor:
-    r""":math:`\sum_{w} s_v s_w \mathbf{x}_w` per CSR row :math:`v`
-    (:obj:`row_scale` per row, :obj:`col_scale` per column): the
-    normalised one-hop sum, with :obj:`gcn_norm`'s value
-    :math:`s_v \cdot s_w` and one sparse CSR product."""
+def _step(ptr: Tensor, col: Tensor, row_scale: Tensor, col_scale: Tensor,
+          table: Tensor, x: Tensor, t: float) -> Tensor:
+    r"""One Euler step of the CSR rows :math:`v` with
+    :class:`~pyg_lightgode.nn.conv.LightGODEConv` on the bipartite pair
+    :obj:`(table, x)`: :math:`(1 + t)\mathbf{x}_v + t \sum_w s_v s_w
+    \mathbf{e}_w` (:obj:`row_scale` per row, :obj:`col_scale` per column:
+    :obj:`gcn_norm`'s values for the degrees of the whole graph)."""
     count = ptr[1:] - ptr[:-1]
     value = torch.repeat_interleave(row_scale, count,
                                     output_size=col.numel()) * col_scale[col]
-    return _spmm(ptr, col, value, table)
-
-
-def _euler(x: Tensor, agg: Tensor, t: float) -> Tensor:
-    # One Euler step of dx/dt = Âx + x0 from x0: x0 + t * (Âx0 + x0).
-    return x + t * (agg + x)
+    conv = LightGODEConv(t=t, normalize=False)
+    return conv((table, x), _csr(ptr, col, value, table.size(0)))
 
 
 def _gather_rows(ptr: Tensor, col: Tensor, rows: Tensor
@@ -198,8 +195,8 @@ def new_node_rows(rule: str, ptr: Tensor, col: Tensor, table: Tensor,
     rows = table[col]
     if rule == 'neighbour-mean':
         rows = F.normalize(rows, dim=-1)
-    out = _spmm(ptr, torch.arange(col.numel(), device=col.device),
-                table.new_ones(col.numel()), rows)
+    out = _csr(ptr, torch.arange(col.numel(), device=col.device),
+               table.new_ones(col.numel()), col.numel()) @ rows
     if rule == 'mean':
         return out / count.clamp_min(1).unsqueeze(-1)
     return F.normalize(out, dim=-1) * scale
@@ -236,11 +233,9 @@ def one_step(user_e0: Tensor, item_e0: Tensor, edge_index: Tensor,
     di = torch.bincount(index[1], minlength=I).to(item_e0.dtype)
     su, si = inv_sqrt_degree(du), inv_sqrt_degree(di)
     row, col = _sorted_rows(index[0], index[1])
-    user = _euler(user_e0, _aggregate(_csr_ptr(row, U), col, su, si,
-                                      item_e0), t)
+    user = _step(_csr_ptr(row, U), col, su, si, item_e0, user_e0, t)
     row, col = _sorted_rows(index[1], index[0])
-    item = _euler(item_e0, _aggregate(_csr_ptr(row, I), col, si, su,
-                                      user_e0), t)
+    item = _step(_csr_ptr(row, I), col, si, su, user_e0, item_e0, t)
     return user, item
 
 
@@ -475,9 +470,8 @@ class LightGODEFoldIn:
         else:
             x, own, other, table = (self.item_e0[rows], self._di.view,
                                     self._du.view, self.user_e0)
-        agg = _aggregate(ptr, col, inv_sqrt_degree(own[rows]),
-                         inv_sqrt_degree(other), table)
-        return _euler(x, agg, self.t)
+        return _step(ptr, col, inv_sqrt_degree(own[rows]),
+                     inv_sqrt_degree(other), table, x, self.t)
 
     def _full(self) -> Tuple[Tensor, Tensor]:
         if self.method == 'euler':
@@ -656,8 +650,7 @@ class LightGODEFoldIn:
         count = torch.tensor([h.numel() for h in items],
                              device=self._ucol.device)
         col = torch.cat(items)
-        ptr = count.new_zeros(count.numel() + 1)
-        torch.cumsum(count, 0, out=ptr[1:])
+        ptr = cumsum(count)
         e0 = new_node_rows(rule, ptr, col, self.item_e0, self.user_scale)
         if self.method != 'euler':
             raise NotImplementedError(
@@ -666,8 +659,6 @@ class LightGODEFoldIn:
         own = count.to(self.item_e0.dtype)
         # Each user sees its items' degrees with itself added (histories
         # are folded in one at a time, not together).
-        value = torch.repeat_interleave(inv_sqrt_degree(own), count,
-                                        output_size=col.numel()) * \
-            inv_sqrt_degree(self._di.view[col] + 1)
-        agg = _spmm(ptr, col, value, self.item_e0)
-        return _euler(e0, agg, self.t)
+        return _step(ptr, col, inv_sqrt_degree(own),
+                     inv_sqrt_degree(self._di.view + 1), self.item_e0, e0,
+                     self.t)

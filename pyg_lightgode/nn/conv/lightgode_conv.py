@@ -1,12 +1,17 @@
 import math
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch_geometric
 from torch import Tensor
 from torch_geometric.nn.conv import MessagePassing
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
-from torch_geometric.typing import Adj, OptTensor, SparseTensor
+from torch_geometric.typing import (
+    Adj,
+    OptTensor,
+    PairTensor,
+    SparseTensor,
+)
 from torch_geometric.utils import (
     is_torch_sparse_tensor,
     spmm,
@@ -53,6 +58,12 @@ class LightGODEConv(MessagePassing):
     :obj:`method="exact"` sums the series :math:`\mathbf{E}(t) = \sum_{k
     \geq 0} (\frac{t^k}{k!} + \frac{t^{k+1}}{(k+1)!}) \hat{\mathbf{A}}^k
     \mathbf{X}` and the :obj:`torchdiffeq` methods integrate the ODE.
+    For a bipartite pair :obj:`x = (x_src, x_dst)` (one-step :obj:`"euler"`
+    only, :obj:`normalize=False`), the step updates the target rows:
+    :math:`\mathbf{X}_{dst}^{\prime} = (1 + t)\mathbf{X}_{dst} +
+    t\hat{\mathbf{A}}\mathbf{X}_{src}` with :math:`\hat{\mathbf{A}}` the
+    given :obj:`[N_dst, N_src]` weights, *e.g.* a block of rows of the
+    normalised adjacency (fold-in of new nodes, a partition of the graph).
     Duplicate edges add up, in every graph form. Values (node ids, NaNs,
     negative weights) are checked only under
     :func:`torch_geometric.debug`, so the one-step :obj:`"euler"` runs
@@ -95,11 +106,14 @@ class LightGODEConv(MessagePassing):
 
     Shapes:
         - **input:**
-          node features :math:`(|\mathcal{V}|, F)`,
+          node features :math:`(|\mathcal{V}|, F)` or
+          :math:`((|\mathcal{V}_s|, F), (|\mathcal{V}_t|, F))` if
+          bipartite,
           edge indices :math:`(2, |\mathcal{E}|)` or a transposed sparse
           adjacency :math:`(|\mathcal{V}|, |\mathcal{V}|)`,
           edge weights :math:`(|\mathcal{E}|)` *(optional)*
-        - **output:** node features :math:`(|\mathcal{V}|, F)`, or
+        - **output:** node features :math:`(|\mathcal{V}|, F)` (or
+          :math:`(|\mathcal{V}_t|, F)` if bipartite), or
           :math:`(T, |\mathcal{V}|, F)` for :math:`T` times given as a
           sequence or 1-D tensor
     """
@@ -144,10 +158,13 @@ class LightGODEConv(MessagePassing):
     def reset_parameters(self):
         super().reset_parameters()  # Nothing learnable to reset.
 
-    def forward(self, x: Tensor, edge_index: Adj,
+    def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj,
                 edge_weight: OptTensor = None, t: Optional[Times] = None,
                 chunk_size: Optional[int] = None) -> Tensor:
         times, single_time = _parse_times(self.t if t is None else t)
+        if isinstance(x, (tuple, list)):
+            out = self._bipartite_step(x, edge_index, edge_weight, times)
+            return out[0] if single_time else out
         chunk_size = _check_chunk_size(
             self.chunk_size if chunk_size is None else chunk_size)
         edge_index, edge_weight = self._prepare(x, edge_index, edge_weight)
@@ -166,6 +183,45 @@ class LightGODEConv(MessagePassing):
         else:
             out = self._integrate(x, blocks, times)
         return out[0] if single_time else out
+
+    def _bipartite_step(self, x: PairTensor, edge_index: Adj,
+                        edge_weight: OptTensor, times: List[float]
+                        ) -> Tensor:
+        # One Euler step of the target rows from a bipartite pair.
+        if len(x) != 2:
+            raise ValueError(f"A bipartite 'x' must be a pair (x_src, x_dst) "
+                             f"(got {len(x)} tensors)")
+        if self.method != 'euler' or self.step_size is not None or \
+                self.normalize:
+            raise ValueError("A bipartite 'x' takes the one-step 'euler' "
+                             "method with normalize=False: the weights of a "
+                             "block of rows are normalised by the degrees "
+                             "of the whole graph, which the block lacks")
+        x_src, x_dst = x
+        _check_features(x_src, allow_empty=True)
+        _check_features(x_dst, allow_empty=True)
+        if x_src.size(1) != x_dst.size(1) or x_src.dtype != x_dst.dtype:
+            raise ValueError(f"'x_src' and 'x_dst' must have the same "
+                             f"width and dtype (got {list(x_src.shape)} "
+                             f"{x_src.dtype} and {list(x_dst.shape)} "
+                             f"{x_dst.dtype})")
+        if is_sparse_adjacency(edge_index, edge_weight):
+            adj_t = _prepare_sparse(edge_index, x_src, False,
+                                    num_rows=x_dst.size(0))
+            if len(times) == 1:
+                return _sparse_addmm(x_dst, adj_t, times[0], x_src)[None]
+            out = spmm(adj_t, x_src)
+        else:
+            _check_edge_index(edge_index, edge_weight)
+            if edge_weight is not None:
+                edge_weight = edge_weight.to(x_src.dtype)
+            out = self.propagate(edge_index, x=(x_src, x_dst),
+                                 edge_weight=edge_weight,
+                                 size=(x_src.size(0), x_dst.size(0)))
+        if len(times) == 1:
+            return out.mul_(times[0]).add_(x_dst, alpha=1.0 + times[0])[None]
+        t = torch.tensor(times, dtype=x_dst.dtype, device=x_dst.device)
+        return torch.addcmul(x_dst, t.view(-1, 1, 1), out.add_(x_dst))
 
     def _prepare(self, x: Tensor, edge_index: Adj,
                  edge_weight: OptTensor) -> Tuple[Adj, OptTensor]:
@@ -298,7 +354,7 @@ def _check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
     return chunk_size
 
 
-def _check_features(x: Tensor):
+def _check_features(x: Tensor, allow_empty: bool = False):
     if not isinstance(x, Tensor) or x.dim() != 2:
         shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"'x' must be a 2-D node feature tensor [N, F] "
@@ -306,7 +362,7 @@ def _check_features(x: Tensor):
     if not x.is_floating_point():
         raise ValueError(f"'x' must be a floating point tensor (got "
                          f"{x.dtype})")
-    if x.size(0) == 0:
+    if x.size(0) == 0 and not allow_empty:
         raise ValueError("'x' has no rows: the graph needs at least one node")
 
 
@@ -334,17 +390,21 @@ def _check_edge_index(edge_index: Tensor, edge_weight: OptTensor):
 
 # Sparse tensors are no Dynamo inputs: their preparation runs eagerly.
 @torch.compiler.disable
-def _prepare_sparse(adj: Adj, x: Tensor, normalize: bool) -> Tensor:
+def _prepare_sparse(adj: Adj, x: Tensor, normalize: bool,
+                    num_rows: Optional[int] = None) -> Tensor:
     r"""A sparse adjacency (COO, CSR, CSC or :class:`SparseTensor`) as a
     transposed torch.sparse CSR matrix of :obj:`x`'s dtype, normalized if
     :obj:`normalize`; duplicate entries of an uncoalesced COO tensor are
-    summed."""
+    summed. Its shape is :obj:`[num_rows, x.size(0)]` (square by
+    default)."""
     num_nodes = x.size(0)
+    rows = num_nodes if num_rows is None else num_rows
     size = list(adj.sizes() if isinstance(adj, SparseTensor) else adj.shape)
-    if size != [num_nodes, num_nodes]:
+    if size != [rows, num_nodes]:
+        what = "'x'" if num_rows is None else "'x_dst' and 'x_src'"
         raise ValueError(f"The sparse adjacency must have shape "
-                         f"[{num_nodes}, {num_nodes}] to match the "
-                         f"{num_nodes} rows of 'x' (got {size})")
+                         f"[{rows}, {num_nodes}] to match the rows of "
+                         f"{what} (got {size})")
     _check_sparse_dtype(x)
     if isinstance(adj, SparseTensor):
         adj = adj.to_torch_sparse_csr_tensor(dtype=x.dtype)
@@ -352,7 +412,7 @@ def _prepare_sparse(adj: Adj, x: Tensor, normalize: bool) -> Tensor:
         adj = adj.to_sparse_csr().to(x.dtype)
     else:
         adj = adj.to(x.dtype)
-    if torch_geometric.is_debug_enabled():
+    if torch_geometric.is_debug_enabled() and num_rows is None:
         check_graph(adj, None, num_nodes, normalize)
     if normalize:
         adj, _ = gcn_norm(adj, None, num_nodes, add_self_loops=False)
@@ -360,8 +420,10 @@ def _prepare_sparse(adj: Adj, x: Tensor, normalize: bool) -> Tensor:
 
 
 @torch.compiler.disable
-def _sparse_addmm(x: Tensor, adj_t: Tensor, t: float) -> Tensor:
-    return torch.addmm(x, adj_t, x, beta=1.0 + t, alpha=t)
+def _sparse_addmm(x: Tensor, adj_t: Tensor, t: float,
+                  x_src: Optional[Tensor] = None) -> Tensor:
+    return torch.addmm(x, adj_t, x if x_src is None else x_src,
+                       beta=1.0 + t, alpha=t)
 
 
 def _check_sparse_dtype(x: Tensor):
