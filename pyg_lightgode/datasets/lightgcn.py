@@ -367,3 +367,35 @@ class LightGCNDataset(InMemoryDataset):
             path)
 
 
+
+
+_LIGHTGCN_DATA = ('https://raw.githubusercontent.com/gusye1234/'
+                  'LightGCN-PyTorch/master/data/')
+
+
+class Gowalla(LightGCNDataset):
+    r"""The Gowalla check-in dataset in the split of the `"LightGCN:
+    Simplifying and Powering Graph Convolution Network for Recommendation"
+    <https://arxiv.org/abs/2002.02126>`_ paper (and NGCF): 29,858 users,
+    40,981 locations, 810,128 training and 217,242 test interactions.
+    Files, checks and arguments as :class:`LightGCNDataset`."""
+    url = _LIGHTGCN_DATA + 'gowalla'
+
+
+class Yelp2018(LightGCNDataset):
+    r"""The Yelp2018 dataset (reviews of local businesses) in the LightGCN
+    split: 31,668 users, 38,048 businesses, 1,237,259 training and 324,147
+    test interactions. Files, checks and arguments as
+    :class:`LightGCNDataset`."""
+    url = _LIGHTGCN_DATA + 'yelp2018'
+
+
+class AmazonBook(LightGCNDataset):
+    r"""The Amazon-Book dataset (book reviews) in the LightGCN split:
+    52,643 users, 91,599 books, 2,380,730 training and 603,378 test
+    interactions. The files of :class:`torch_geometric.datasets.AmazonBook`
+    read with the checks of :class:`LightGCNDataset`; the item node type is
+    :obj:`'item'` (PyG's calls it :obj:`'book'`), and the original ids are
+    strings, so no :obj:`raw_id` is stored. Arguments as
+    :class:`LightGCNDataset`."""
+    url = _LIGHTGCN_DATA + 'amazon-book'

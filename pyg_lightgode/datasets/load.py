@@ -9,11 +9,9 @@ from torch_geometric.data import HeteroData
 
 from pyg_lightgode.data.bipartite import BipartiteSplit
 from pyg_lightgode.data.preprocess import random_split
-from pyg_lightgode.datasets.amazon_book import AmazonBook
-from pyg_lightgode.datasets.gowalla import Gowalla
 from pyg_lightgode.datasets.interaction_table import from_interaction_table
+from pyg_lightgode.datasets.lightgcn import AmazonBook, Gowalla, Yelp2018
 from pyg_lightgode.datasets.movielens import load_movielens
-from pyg_lightgode.datasets.yelp2018 import Yelp2018
 
 LIGHTGCN_FILES = ['train.txt', 'test.txt', 'user_list.txt', 'item_list.txt']
 RAW_FILES = {
