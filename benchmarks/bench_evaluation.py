@@ -71,7 +71,7 @@ def previous_evaluator(user_emb, item_emb, train_index, test_index, k,
     ``topk`` over all items."""
     from torch_geometric.metrics import LinkPredMetricCollection
 
-    from pyg_lightgode.metrics import RANKING_METRICS, UserItemCSR
+    from pyg_lightgode.metrics.ranking import RANKING_METRICS, UserItemCSR
     num_users, num_items = user_emb.size(0), item_emb.size(0)
     test = UserItemCSR(test_index, num_users, num_items)
     train = UserItemCSR(train_index, num_users, num_items)
@@ -138,7 +138,7 @@ def run(args) -> dict:
     k = args.k
 
     (evaluator, setup_wall, _) = timed(lambda: RankingEvaluator(
-        test_index, exclude=train_index, num_users=user_emb.size(0),
+        test_index, exclude_links=train_index, num_users=user_emb.size(0),
         num_items=item_emb.size(0), ks=(k, )))
     eval_users = torch.unique(test_index[0])
     query = user_emb[eval_users]

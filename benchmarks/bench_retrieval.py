@@ -59,14 +59,14 @@ def main():
     k = args.k
 
     def query(index):
-        return recommend(user_emb, item_emb, k=k, exclude=train_index,
+        return recommend(user_emb, item_emb, k=k, exclude_links=train_index,
                          index=index)
 
-    (exact, _), exact_wall, exact_cpu = timed(lambda: query('exact'))
+    (_, exact), exact_wall, exact_cpu = timed(lambda: query('exact'))
     rows = [('exact (blocked top-k)', 0.0, exact_wall, exact_cpu, 1.0)]
 
     mips, build_wall, _ = timed(lambda: ItemIndex(item_emb, kind='mips'))
-    (found, _), wall, cpu = timed(lambda: query(mips))
+    (_, found), wall, cpu = timed(lambda: query(mips))
     rows.append(('mips (faiss IndexFlatIP)', build_wall, wall, cpu,
                  recall_at(found, exact)))
 
@@ -79,7 +79,7 @@ def main():
         approx.knn_index.index.nprobe = visit  # faiss' cells per query.
         for refine in (1, 4):
             approx.refine = refine
-            (found, _), wall, cpu = timed(lambda: query(approx))
+            (_, found), wall, cpu = timed(lambda: query(approx))
             rows.append((f'approx-mips visit {visit}, refine {refine}',
                          build_wall, wall, cpu, recall_at(found, exact)))
             build_wall = 0.0  # Built once.

@@ -61,6 +61,8 @@ from pyg_lightgode.sampler import (
     HardNegativeSampler,
     ImportanceNeighborhood,
     PinSageSampler,
+)
+from pyg_lightgode.sampler.random_walk import (
     bipartite_csr,
     metapath_random_walk,
     prepare_hops,

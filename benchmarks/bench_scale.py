@@ -195,7 +195,8 @@ def run_stage(stage: str, args, graph: Dict,
         base = reset_peak()
         seconds, _ = timed(lambda: chunked_recommend(
             store.narrow(0, num_users),
-            store.narrow(num_users, num_items), users, k=K, exclude=index,
+            store.narrow(num_users,
+                         num_items), users, k=K, exclude_links=index,
             batch_size=1024, user_chunk_size=args.chunk_size,
             item_chunk_size=args.chunk_size))
         result['users'] = users.numel()

@@ -37,7 +37,10 @@ def main(argv=None):
 
     from pyg_lightgode.datasets import load_dataset
     from pyg_lightgode.metrics import RankingEvaluator
-    from pyg_lightgode.nn.filters import ideal_basis, normalize_interactions
+    from pyg_lightgode.nn.filters.operators import (
+        ideal_basis,
+        normalize_interactions,
+    )
     from pyg_lightgode.nn.models import GFCF
     torch.set_num_threads(args.threads)
     split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir)
@@ -45,7 +48,7 @@ def main(argv=None):
     graph = torch.cat(split.known_interactions('test'), dim=1)
     norm = normalize_interactions(graph, U, I)
     evaluator = RankingEvaluator(split.test_index,
-                                 exclude=split.known_interactions('test'),
+                                 exclude_links=split.known_interactions('test'),
                                  num_users=U, num_items=I, ks=(20, ),
                                  metrics=('recall', 'ndcg'), users=(
                                      torch.randperm(U, generator=torch.

@@ -196,7 +196,8 @@ def evaluator(split, part: str, users=None, items=None):
         mask = torch.zeros(split.num_items, dtype=torch.bool)
         mask[items] = True
         target = target[:, mask[target[1]]]
-    return RankingEvaluator(target, exclude=split.known_interactions(part),
+    return RankingEvaluator(target,
+                            exclude_links=split.known_interactions(part),
                             num_users=split.num_users,
                             num_items=split.num_items, ks=(20, ),
                             metrics=('recall', 'ndcg'), users=users)
@@ -353,7 +354,7 @@ def incremental_timing(args, split, user0, item0, base, new):
 
 
 def latency(args, split, tables, rule):
-    from pyg_lightgode.apps.serving import (
+    from pyg_lightgode.apps.serving.recommenders import (
         LightGODERecommender,
         load_recommender,
     )

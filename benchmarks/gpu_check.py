@@ -139,7 +139,7 @@ def equality_cases(split: BipartiteSplit) -> Dict[str, Callable]:
         TurboCF,
         UserKNN,
     )
-    from pyg_lightgode.sampler import hop_subgraph
+    from pyg_lightgode.sampler.pinsage_sampler import hop_subgraph
 
     U, I = split.num_users, split.num_items
     N = U + I
@@ -333,7 +333,7 @@ def timing_cases(split: BipartiteSplit, reps: int) -> List[Dict]:
         sub, scale = user_ids(clock, users)
         evaluator = clock.run(lambda: RankingEvaluator(
             split.test_index.to(device),
-            exclude=split.train_index.to(device), num_users=U,
+            exclude_links=split.train_index.to(device), num_users=U,
             num_items=I, ks=(20, ), users=None if users is None else sub))
         clock.run(lambda: evaluator(emb[:U], emb[U:]), scaled=True)
         return scale

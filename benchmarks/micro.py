@@ -59,7 +59,7 @@ def epoch_times(split, batch_size, lightgcn_batches):
     from pyg_lightgode.nn.models import LightGODE
     from pyg_lightgode.sampler.uniform_negatives import (
         UniformNegativeSampler, )
-    from pyg_lightgode.apps.training import InteractionBatches
+    from pyg_lightgode.apps.training.trainer import InteractionBatches
     from pyg_lightgode.apps.training.recipes import make_optimizer
     gen = torch.Generator().manual_seed(0)
     batches = InteractionBatches(split.train_index, batch_size, gen)

@@ -94,7 +94,7 @@ def machine(threads: int) -> str:
 def test_metrics(split, users, items):
     from pyg_lightgode.metrics import evaluate_ranking
     return evaluate_ranking(users, items, split.test_index,
-                            exclude=split.known_interactions('test'),
+                            exclude_links=split.known_interactions('test'),
                             ks=(20, ), metrics=('recall', 'ndcg'))
 
 
@@ -205,7 +205,7 @@ def cached_tables(args, split, settings, opts, common, tuned):
 def scorer_metrics(split, scorer):
     from pyg_lightgode.metrics import RankingEvaluator
     evaluator = RankingEvaluator(split.test_index,
-                                 exclude=split.known_interactions('test'),
+                                 exclude_links=split.known_interactions('test'),
                                  num_users=split.num_users,
                                  num_items=split.num_items, ks=(20, ),
                                  metrics=('recall', 'ndcg'))
@@ -303,7 +303,7 @@ def run_model(args) -> dict:
     import torch
 
     from pyg_lightgode.datasets import load_dataset
-    from pyg_lightgode.apps.training import seed_everything
+    from pyg_lightgode.apps.training.trainer import seed_everything
     torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,

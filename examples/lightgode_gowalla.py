@@ -91,7 +91,7 @@ def test_metrics(model, split, t):
         out = model.get_embedding(split.adj_t(), t=t)
     users, items = out[:split.num_users], out[split.num_users:]
     return evaluate_ranking(users, items, split.test_index,
-                            exclude=split.known_interactions('test'),
+                            exclude_links=split.known_interactions('test'),
                             ks=(20, ), metrics=('recall', 'ndcg'))
 
 
@@ -111,15 +111,16 @@ def sweep_panels(rows, history):
 def run(args):
     import resource
 
-    from pyg_lightgode.apps.training import LIGHTGODE_SETTINGS, seed_everything
     from pyg_lightgode.apps.training.distributed import (
         is_main_process,
         main_process_first,
     )
     from pyg_lightgode.apps.training.recipes import (
+        LIGHTGODE_SETTINGS,
         sweep_propagation,
         train_lightgode,
     )
+    from pyg_lightgode.apps.training.trainer import seed_everything
     from pyg_lightgode.data.io import write_json
     from pyg_lightgode.nn.models import LightGODE
 

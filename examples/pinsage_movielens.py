@@ -105,17 +105,14 @@ def main(defaults=MOVIELENS, argv=None, doc=__doc__):
     args = parse_args(defaults, doc, argv)  # --help exits before torch loads.
     import torch
 
-    from pyg_lightgode.apps.training import (
+    from pyg_lightgode.apps.training.pinsage import (
         pinsage_embeddings,
-        seed_everything,
         train_pinsage,
     )
+    from pyg_lightgode.apps.training.trainer import seed_everything
     from pyg_lightgode.data.io import write_json
-    from pyg_lightgode.metrics import (
-        evaluate_ranking,
-        item_to_item_metrics,
-        item_to_item_pairs,
-    )
+    from pyg_lightgode.metrics import evaluate_ranking, item_to_item_metrics
+    from pyg_lightgode.metrics.item_to_item import item_to_item_pairs
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -147,7 +144,7 @@ def main(defaults=MOVIELENS, argv=None, doc=__doc__):
               'history': result.history}
     report['test'] = evaluate_ranking(
         user_emb, item_emb, split.test_index,
-        exclude=split.known_interactions('test'), ks=(20, ),
+        exclude_links=split.known_interactions('test'), ks=(20, ),
         metrics=('recall', 'ndcg'))
     query, target = item_to_item_pairs(
         split.train_index, split.test_index, split.num_users,

@@ -79,7 +79,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    from pyg_lightgode.apps.serving import ArtefactError, load_recommender
+    from pyg_lightgode.apps.serving.recommenders import (
+        ArtefactError,
+        load_recommender,
+    )
     torch.set_num_threads(max(args.threads, 1))
     start = time.perf_counter()
     try:

@@ -234,8 +234,8 @@ def test_chunked_recommend_by_hand():
     user_emb = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     item_emb = torch.tensor([[3.0, 0.0], [2.0, 5.0], [1.0, 1.0], [0.0, 4.0]])
     exclude = torch.tensor([[0, 1], [1, 3]])  # (user, item) pairs
-    index, score = chunked_recommend(user_emb, item_emb, k=3,
-                                     exclude=exclude, user_chunk_size=1,
+    score, index = chunked_recommend(user_emb, item_emb, k=3,
+                                     exclude_links=exclude, user_chunk_size=1,
                                      item_chunk_size=3)
     assert index.tolist() == [[0, 2, 3], [1, 2, 0]]
     assert score.tolist() == [[3.0, 1.0, 0.0], [5.0, 1.0, 0.0]]
@@ -256,17 +256,18 @@ def test_chunked_recommend_from_disk_equals_recommend(tmp_path):
     for k in (3, 20):  # 20 > 17 items: padded with -1.
         for selected in (None, users):
             expected = recommend(user_emb, item_emb, selected, k=k,
-                                 exclude=[train, val])
+                                 exclude_links=[train, val])
             for user_table, item_table in ((user_emb, item_emb),
                                            (user_store, item_store),
                                            (user_emb.numpy(), item_memmap)):
-                index, score = chunked_recommend(
+                score, index = chunked_recommend(
                     user_table, item_table, selected, k=k,
-                    exclude=[train, val], batch_size=2, user_chunk_size=4,
+                    exclude_links=[train,
+                                   val], batch_size=2, user_chunk_size=4,
                     item_chunk_size=4)
-                assert torch.equal(index, expected[0])
-                assert torch.allclose(score, expected[1])
-    assert (expected[0] == -1).any()
+                assert torch.equal(index, expected.index)
+                assert torch.allclose(score, expected.score)
+    assert (expected.index == -1).any()
 
 
 def test_propagate_store_and_retrieve(tmp_path):
@@ -281,13 +282,13 @@ def test_propagate_store_and_retrieve(tmp_path):
     num_stored_users = store.meta['num_users']
     users = store.narrow(0, num_stored_users)
     items = store.narrow(num_stored_users, store.num_rows - num_stored_users)
-    index_, score = chunked_recommend(users, items, k=4, exclude=index,
+    score, index_ = chunked_recommend(users, items, k=4, exclude_links=index,
                                       item_chunk_size=2)
     expected = recommend(out[:num_users], out[num_users:], k=4,
-                         exclude=index)
-    assert torch.equal(index_, expected[0])
+                         exclude_links=index)
+    assert torch.equal(index_, expected.index)
     # float32 products blocked differently differ in the last bits (~1e-6).
-    assert torch.allclose(score, expected[1], atol=1e-5)
+    assert torch.allclose(score, expected.score, atol=1e-5)
 
 
 def test_chunked_recommend_bad_input():
@@ -300,8 +301,8 @@ def test_chunked_recommend_bad_input():
         chunked_recommend(torch.randn(0, 3), emb)
     with pytest.raises(ValueError, match=r"'users' holds ids in \[0, 4\]"):
         chunked_recommend(emb, emb, users=torch.tensor([0, 4]))
-    with pytest.raises(ValueError, match="'exclude' holds item ids"):
-        chunked_recommend(emb, emb, exclude=torch.tensor([[0], [7]]))
+    with pytest.raises(ValueError, match="'exclude_links' holds item ids"):
+        chunked_recommend(emb, emb, exclude_links=torch.tensor([[0], [7]]))
     with pytest.raises(ValueError, match="'k' must be a positive"):
         chunked_recommend(emb, emb, k=0)
     item_emb = emb.clone()

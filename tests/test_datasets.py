@@ -9,16 +9,13 @@ import torch_geometric.io.fs
 
 import pyg_lightgode.datasets.lightgcn as lightgcn_module
 from pyg_lightgode.data import BipartiteSplit
-from pyg_lightgode.datasets import (
-    DATASET_NAMES,
-    Gowalla,
+from pyg_lightgode.datasets import Gowalla, load_dataset, load_movielens
+from pyg_lightgode.datasets.interaction_table import (
     from_interaction_table,
-    link_raw_files,
-    load_dataset,
-    load_movielens,
     read_interaction_table,
-    read_movielens_ratings,
 )
+from pyg_lightgode.datasets.load import DATASET_NAMES, link_raw_files
+from pyg_lightgode.datasets.movielens import read_movielens_ratings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data'
 

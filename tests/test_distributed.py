@@ -8,7 +8,7 @@ import torch.multiprocessing as mp
 from torch_geometric.nn.models import LightGCN
 
 from pyg_lightgode.nn.models import LightGODE
-from pyg_lightgode.apps.training import seed_everything
+from pyg_lightgode.apps.training.trainer import seed_everything
 from pyg_lightgode.apps.training.distributed import (
     LossModule,
     all_gather_rows,

@@ -9,8 +9,8 @@ import torch
 from torch_geometric.utils import to_torch_csr_tensor
 
 from pyg_lightgode.apps.training.pinsage import user_item_importance
-from pyg_lightgode.sampler import (
-    HardNegativeSampler,
+from pyg_lightgode.sampler import HardNegativeSampler
+from pyg_lightgode.sampler.random_walk import (
     bipartite_csr,
     metapath_random_walk,
 )

@@ -13,10 +13,13 @@ from pyg_lightgode.apps.training.recipes import (
     sweep_propagation,
     train_lightgode,
 )
-from pyg_lightgode.data import bipartite_to_homogeneous
+from pyg_lightgode.data.bipartite import bipartite_to_homogeneous
 from pyg_lightgode.metrics import evaluate_ranking
-from pyg_lightgode.nn.models import LightGODE, embedding_discrepancy
-from pyg_lightgode.nn.models.lightgode import uniformity_loss
+from pyg_lightgode.nn.models import LightGODE
+from pyg_lightgode.nn.models.lightgode import (
+    embedding_discrepancy,
+    uniformity_loss,
+)
 
 
 def dense_norm_adj(index, U, I):
@@ -257,7 +260,7 @@ def test_tiny_training_run_beats_random(tmp_path):
     with torch.no_grad():
         users, items = model.user_item_embeddings(split.train_index)
     metrics = evaluate_ranking(users, items, split.test_index,
-                               exclude=split.train_index, ks=(5, ),
+                               exclude_links=split.train_index, ks=(5, ),
                                metrics=('recall', ))
     # Random ranking: 2 test items among 35 candidates -> recall@5 ~ 0.14.
     assert metrics['recall@5'] > 0.6

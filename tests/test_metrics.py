@@ -3,12 +3,10 @@ import math
 import pytest
 import torch
 
-from pyg_lightgode.metrics import (
+from pyg_lightgode.metrics import RankingEvaluator, evaluate_ranking, recommend
+from pyg_lightgode.metrics.ranking import (
     RANKING_METRICS,
-    RankingEvaluator,
     UserItemCSR,
-    evaluate_ranking,
-    recommend,
     recommend_from_scorer,
 )
 
@@ -71,7 +69,8 @@ def assert_metrics(out, expected, tol=1e-6):
 
 
 def test_recommend_hand_ranking_with_exclusion_and_padding():
-    index, score = recommend(USER_EMB, ITEM_EMB, k=6, exclude=[TRAIN, VAL])
+    score, index = recommend(USER_EMB, ITEM_EMB, k=6, exclude_links=[TRAIN,
+                                                                     VAL])
     assert index.tolist() == [
         [0, 2, 3, 4, 5, -1],
         [5, 4, 3, 2, 1, 0],
@@ -83,10 +82,10 @@ def test_recommend_hand_ranking_with_exclusion_and_padding():
     assert score[2].tolist() == [3., 2., 1., NEG, NEG, NEG]
 
     # Without the validation item, u2 gets item 5 back at the top:
-    index, _ = recommend(USER_EMB, ITEM_EMB, k=6, exclude=TRAIN)
+    _, index = recommend(USER_EMB, ITEM_EMB, k=6, exclude_links=TRAIN)
     assert index[2].tolist() == [5, 0, 4, 2, -1, -1]
     # No exclusion, a subset of users, k smaller than the catalogue:
-    index, score = recommend(USER_EMB, ITEM_EMB, users=torch.tensor([2, 0]),
+    score, index = recommend(USER_EMB, ITEM_EMB, users=torch.tensor([2, 0]),
                              k=2)
     assert index.tolist() == [[1, 3], [0, 1]]
     assert score.tolist() == [[6., 5.], [6., 5.]]
@@ -97,8 +96,8 @@ def test_recommend_pads_when_k_exceeds_items():
         2.
     ], [3.]])
     for chunk in (None, 1, 2):
-        index, score = recommend(user_emb, item_emb, k=5,
-                                 exclude=torch.tensor([[1], [0]]),
+        score, index = recommend(user_emb, item_emb, k=5,
+                                 exclude_links=torch.tensor([[1], [0]]),
                                  item_chunk_size=chunk)
         assert index.tolist() == [[2, 1, 0, -1, -1], [1, 2, -1, -1, -1]]
         assert score.tolist() == [[3., 2., 1., NEG, NEG],
@@ -107,13 +106,15 @@ def test_recommend_pads_when_k_exceeds_items():
 
 @pytest.mark.parametrize('k', [1, 3, 5])
 def test_metric_values_by_hand(k):
-    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude=[TRAIN, VAL],
+    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude_links=[TRAIN,
+                                                                    VAL],
                            ks=(k, ))
     assert_metrics(out, hand_mean(k))
 
 
 def test_all_ks_in_one_pass_and_metric_selection():
-    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude=[TRAIN, VAL],
+    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude_links=[TRAIN,
+                                                                    VAL],
                            ks=(5, 1, 3), metrics=('ndcg', 'mrr'))
     expected = {}
     for k in (1, 3, 5):
@@ -127,23 +128,26 @@ def test_all_ks_in_one_pass_and_metric_selection():
 
 def test_users_without_test_items_are_ignored():
     # u3 has no test item: evaluating it explicitly changes nothing.
-    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude=[TRAIN, VAL],
+    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude_links=[TRAIN,
+                                                                    VAL],
                            ks=3, users=torch.tensor([0, 1, 2, 3]))
     assert_metrics(out, hand_mean(3))
-    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude=[TRAIN, VAL],
+    out = evaluate_ranking(USER_EMB, ITEM_EMB, TEST, exclude_links=[TRAIN,
+                                                                    VAL],
                            ks=3, users=torch.tensor([2, 3]))
     assert_metrics(out, hand_mean(3, users=(2, )))
 
 
 def test_duplicate_test_pairs_count_once():
     test = torch.cat([TEST, TEST[:, :2]], dim=1)
-    out = evaluate_ranking(USER_EMB, ITEM_EMB, test, exclude=[TRAIN, VAL],
+    out = evaluate_ranking(USER_EMB, ITEM_EMB, test, exclude_links=[TRAIN,
+                                                                    VAL],
                            ks=5)
     assert_metrics(out, hand_mean(5))
 
 
 def test_evaluator_is_reusable():
-    evaluator = RankingEvaluator(TEST, exclude=[TRAIN, VAL], num_users=4,
+    evaluator = RankingEvaluator(TEST, exclude_links=[TRAIN, VAL], num_users=4,
                                  num_items=6, ks=(3, ))
     first = evaluator(USER_EMB, ITEM_EMB)
     assert_metrics(first, hand_mean(3))
@@ -212,7 +216,8 @@ def reference_metrics(user_emb, item_emb, test, exclude, ks):
 def test_agrees_with_per_user_reference(seed):
     user_emb, item_emb, test, exclude = random_problem(seed)
     ks = (1, 5, 10, 20)
-    out = evaluate_ranking(user_emb, item_emb, test, exclude=exclude, ks=ks,
+    out = evaluate_ranking(user_emb, item_emb, test, exclude_links=exclude,
+                           ks=ks,
                            batch_size=7)
     assert_metrics(out, reference_metrics(user_emb, item_emb, test, exclude,
                                           ks), tol=1e-5)
@@ -220,21 +225,22 @@ def test_agrees_with_per_user_reference(seed):
 
 def test_batching_and_chunking_are_exact():
     user_emb, item_emb, test, exclude = random_problem(3)
-    ref_index, ref_score = recommend(user_emb, item_emb, k=10,
-                                     exclude=exclude, batch_size=1000)
-    ref = evaluate_ranking(user_emb, item_emb, test, exclude=exclude,
+    ref_score, ref_index = recommend(user_emb, item_emb, k=10,
+                                     exclude_links=exclude, batch_size=1000)
+    ref = evaluate_ranking(user_emb, item_emb, test, exclude_links=exclude,
                            ks=(5, 10), batch_size=1000)
     assert (ref_index[0] == -1).sum() >= 10 - 3  # u0 keeps at most 3 items.
     for batch_size, item_chunk_size in [(1, None), (7, None), (7, 1),
                                         (16, 4), (1, 13), (7, 64)]:
-        index, score = recommend(user_emb, item_emb, k=10, exclude=exclude,
+        score, index = recommend(user_emb, item_emb, k=10,
+                                 exclude_links=exclude,
                                  batch_size=batch_size,
                                  item_chunk_size=item_chunk_size)
         assert torch.equal(index, ref_index)
         # Matmul blocking differs with the batch shape: scores are equal up
         # to rounding, and exactly -inf at the same (padded) places.
         assert torch.allclose(score, ref_score, rtol=0, atol=1e-5)
-        out = evaluate_ranking(user_emb, item_emb, test, exclude=exclude,
+        out = evaluate_ranking(user_emb, item_emb, test, exclude_links=exclude,
                                ks=(5, 10), batch_size=batch_size,
                                item_chunk_size=item_chunk_size)
         assert_metrics(out, ref, tol=1e-6)
@@ -246,7 +252,7 @@ def test_score_fn():
     def neg_sq_dist(u, i):
         return -torch.cdist(u, i).pow(2)
 
-    index, score = recommend(user_emb, item_emb, k=4, score_fn=neg_sq_dist,
+    score, index = recommend(user_emb, item_emb, k=4, score_fn=neg_sq_dist,
                              batch_size=9, item_chunk_size=7)
     full = neg_sq_dist(user_emb, item_emb)
     ref_score, ref_index = full.topk(4, dim=-1)
@@ -260,14 +266,16 @@ def test_score_fn():
                         torch.ones(user_emb.size(0), 1)], 1)
     lift_i = torch.cat([2 * item_emb, -torch.ones(item_emb.size(0), 1),
                         -item_emb.pow(2).sum(1, keepdim=True)], 1)
-    out = evaluate_ranking(user_emb, item_emb, test, exclude=exclude, ks=5,
+    out = evaluate_ranking(user_emb, item_emb, test, exclude_links=exclude,
+                           ks=5,
                            score_fn=neg_sq_dist)
     assert_metrics(out, evaluate_ranking(lift_u, lift_i, test,
-                                         exclude=exclude, ks=5), tol=1e-5)
+                                         exclude_links=exclude, ks=5),
+                   tol=1e-5)
 
     # score_fn may use embeddings of other widths (here a bilinear form):
     weight = torch.randn(5, 3)
-    index, _ = recommend(user_emb, item_emb[:, :3], k=2,
+    _, index = recommend(user_emb, item_emb[:, :3], k=2,
                          score_fn=lambda u, i: u @ weight @ i.t())
     assert index.shape == (user_emb.size(0), 2)
 
@@ -294,10 +302,11 @@ def test_bad_input():
             evaluate_ranking(u, nan_emb, TEST)
     with pytest.raises(ValueError, match="'test_index' holds item ids"):
         evaluate_ranking(u, i, torch.tensor([[0], [6]]))
-    with pytest.raises(ValueError, match=r"'exclude\[1\]' holds user ids"):
-        recommend(u, i, exclude=[TRAIN, torch.tensor([[4], [0]])])
-    with pytest.raises(ValueError, match="'exclude' must have shape"):
-        recommend(u, i, exclude=torch.tensor([0, 1]))
+    with pytest.raises(ValueError,
+                       match=r"'exclude_links\[1\]' holds user ids"):
+        recommend(u, i, exclude_links=[TRAIN, torch.tensor([[4], [0]])])
+    with pytest.raises(ValueError, match="'exclude_links' must have shape"):
+        recommend(u, i, exclude_links=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="'users' holds ids"):
         recommend(u, i, users=torch.tensor([0, 4]))
     for k in (0, -3, 2.5):
@@ -336,13 +345,15 @@ def test_scorer_path_equals_embedding_path():
         for selected in (None, users):
             for k in (5, 40):  # 40 > 30 items: padded.
                 expected = recommend(user_emb, item_emb, selected, k=k,
-                                     exclude=exclude, batch_size=batch_size)
+                                     exclude_links=exclude,
+                                     batch_size=batch_size)
                 out = recommend_from_scorer(scorer, 40, 30, selected, k=k,
-                                            exclude=exclude,
+                                            exclude_links=exclude,
                                             batch_size=batch_size)
                 assert torch.equal(out[0], expected[0])
                 assert torch.equal(out[1], expected[1])
-        evaluator = RankingEvaluator(test, exclude=exclude, ks=(1, 5, 20),
+        evaluator = RankingEvaluator(test, exclude_links=exclude, ks=(1, 5,
+                                                                      20),
                                      batch_size=batch_size)
         calls.clear()
         out = evaluator.evaluate_scorer(scorer, 40, 30)
@@ -355,14 +366,15 @@ def test_scorer_path_equals_embedding_path():
 def test_scorer_scores_are_not_modified():
     scores = USER_EMB @ ITEM_EMB.t()
     before = scores.clone()
-    evaluator = RankingEvaluator(TEST, exclude=[TRAIN, VAL], ks=(1, 3, 5))
+    evaluator = RankingEvaluator(TEST, exclude_links=[TRAIN, VAL], ks=(1, 3,
+                                                                       5))
     out = evaluator.evaluate_scorer(lambda u: scores[u], 4, 6)
     for k in (1, 3, 5):
         assert_metrics({key: v for key, v in out.items()
                         if key.endswith(f'@{k}')}, hand_mean(k))
     # A full-batch scorer returning a view of its data:
-    index, _ = recommend_from_scorer(lambda u: scores[:u.numel()], 4, 6, k=6,
-                                     exclude=[TRAIN, VAL])
+    _, index = recommend_from_scorer(lambda u: scores[:u.numel()], 4, 6, k=6,
+                                     exclude_links=[TRAIN, VAL])
     assert index[2].tolist() == [0, 4, 2, -1, -1, -1]
     assert torch.equal(scores, before)
 
@@ -394,7 +406,7 @@ def test_evaluator_batches_are_the_ranked_users_with_their_exclusions():
     train = torch.stack([torch.randint(0, U, (30, ), generator=gen),
                          torch.randint(0, I, (30, ), generator=gen)])
     test = torch.tensor([[0, 0, 2, 5, 8], [1, 3, 4, 4, 11]])
-    evaluator = RankingEvaluator(test, exclude=train, num_users=U,
+    evaluator = RankingEvaluator(test, exclude_links=train, num_users=U,
                                  num_items=I, ks=(3, ), batch_size=2)
     batches = evaluator.batches(U, I)
     users = torch.cat([b[0] for b in batches])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pyg_lightgode.metrics import RankingEvaluator
-from pyg_lightgode.nn.filters import knn_item_item
+from pyg_lightgode.nn.filters.operators import knn_item_item
 from pyg_lightgode.nn.models import ItemKNN, UserKNN
 
 U, I = 30, 25
@@ -87,7 +87,7 @@ def test_evaluator_on_two_communities():
     train = torch.tensor([p for p in pairs
                           if p not in set(map(tuple, test.t().tolist()))]).t()
     model = UserKNN(6, 6, k=2).fit(train)
-    evaluator = RankingEvaluator(test, exclude=train, ks=(1, ),
+    evaluator = RankingEvaluator(test, exclude_links=train, ks=(1, ),
                                  metrics=('recall', ))
     assert evaluator.evaluate_scorer(model.score, 6, 6)['recall@1'] == 1.0
     # Every item of the other community scores 0.
@@ -166,7 +166,7 @@ def test_item_knn_on_two_communities_and_bad_input():
     held = set(map(tuple, test.t().tolist()))
     train = torch.tensor([p for p in pairs if p not in held]).t()
     model = ItemKNN(6, 6, k=2).fit(train)
-    evaluator = RankingEvaluator(test, exclude=train, ks=(1, ),
+    evaluator = RankingEvaluator(test, exclude_links=train, ks=(1, ),
                                  metrics=('recall', ))
     assert evaluator.evaluate_scorer(model.score, 6, 6)['recall@1'] == 1.0
     for kwargs, name in ((dict(k=0), "'k'"), (dict(power=-1.0), "'power'"),

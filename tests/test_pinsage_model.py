@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pyg_lightgode.nn.models.pinsage import PinSage
-from pyg_lightgode.sampler import hop_subgraph
+from pyg_lightgode.sampler.pinsage_sampler import hop_subgraph
 
 
 def random_neighborhood(num_nodes=30, num_neighbors=3, num_isolated=3,

@@ -13,15 +13,18 @@ from pyg_lightgode.sampler import (
     PinSageLinkLoader,
     PinSageNodeLoader,
     PinSageSampler,
+)
+from pyg_lightgode.sampler.hard_negatives import (
     hard_negatives,
-    hop_subgraph,
-    importance_neighbors,
-    item_data,
     personalized_pagerank,
     resolve_rank_range,
+)
+from pyg_lightgode.sampler.importance import (
+    importance_neighbors,
     top_visits,
     topk_visits,
 )
+from pyg_lightgode.sampler.pinsage_sampler import hop_subgraph, item_data
 
 
 def gen(seed=0):

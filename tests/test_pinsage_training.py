@@ -25,8 +25,8 @@ from pyg_lightgode.sampler import (
     HardNegativeSampler,
     PinSageNodeLoader,
     PinSageSampler,
-    item_data,
 )
+from pyg_lightgode.sampler.pinsage_sampler import item_data
 
 NUM_CLUSTERS, USERS_PER, ITEMS_PER, ITEMS_PER_USER = 4, 12, 10, 7
 
@@ -70,7 +70,7 @@ def test_training_beats_random_ranking():
     assert user_emb.shape == (split.num_users, 16)
     assert item_emb.shape == (split.num_items, 16)
     test = evaluate_ranking(user_emb, item_emb, split.test_index,
-                            exclude=[split.train_index, split.val_index],
+                            exclude_links=[split.train_index, split.val_index],
                             ks=(5, ), metrics=('recall', ))
     # A user has 3 unseen items of its cluster among 36 candidates: random
     # top-5 recalls about 5/36; the cluster structure allows 1.
@@ -348,7 +348,7 @@ def test_user_embedding_against_per_user_mean():
 
 
 def test_max_margin_training_on_fixed_neighborhoods():
-    from pyg_lightgode.sampler import hop_subgraph
+    from pyg_lightgode.sampler.pinsage_sampler import hop_subgraph
 
     torch.manual_seed(4)
     # Two clusters of 10 items; neighbourhoods and positives stay within a

@@ -2,11 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from pyg_lightgode.data import (
-    BipartiteSplit,
-    build_split,
+from pyg_lightgode.data import BipartiteSplit, build_split, k_core_filter
+from pyg_lightgode.data.preprocess import (
     filter_by_rating,
-    k_core_filter,
     random_split,
     remap_ids,
     remove_duplicates,

@@ -3,7 +3,7 @@ import sys
 import pytest
 import torch
 
-from pyg_lightgode.sampler import (
+from pyg_lightgode.sampler.random_walk import (
     bipartite_csr,
     bipartite_random_walk,
     metapath_random_walk,
@@ -176,7 +176,7 @@ def test_walks_across_blocks_and_thread_counts(monkeypatch):
 
 
 def test_prepared_tables():
-    from pyg_lightgode.sampler import prepare_hops
+    from pyg_lightgode.sampler.random_walk import prepare_hops
 
     rowptr, col = csr_of(EDGES, 5)
     hop, = prepare_hops([(rowptr, col)])

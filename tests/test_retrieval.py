@@ -2,25 +2,20 @@ import sys
 
 import pytest
 import torch
+from torch_geometric.nn.pool.knn import KNNOutput
 
 from pyg_lightgode.apps.serving.store import chunked_recommend
-from pyg_lightgode.metrics import (
-    ItemIndex,
-    RankingEvaluator,
-    dense_topk,
-    exact_topk,
-    merge_topk,
-    recommend,
-)
+from pyg_lightgode.metrics import ItemIndex, RankingEvaluator, recommend
+from pyg_lightgode.metrics.retrieval import dense_topk, exact_topk, merge_topk
 
 NEG = float('-inf')
 
 
-def brute_force(query, items, k, excluded=None):
+def brute_force(query, items, k, exclude_links=None):
     r"""Top-k of the fully materialised, masked score matrix."""
     scores = query @ items.t()
-    if excluded is not None:
-        scores[excluded[0], excluded[1]] = NEG
+    if exclude_links is not None:
+        scores[exclude_links[0], exclude_links[1]] = NEG
     score, index = scores.topk(min(k, items.size(0)), dim=-1)
     index[score == NEG] = -1
     pad = k - score.size(1)
@@ -42,7 +37,13 @@ def random_excluded(num_rows, num_items, num, seed):
     return row, col
 
 
+def as_pair(out):
+    # (index, score) of a KNNOutput (score, index) or an internal pair.
+    return (out.index, out.score) if isinstance(out, KNNOutput) else out
+
+
 def assert_same_topk(out, expected, atol=1e-5):
+    out, expected = as_pair(out), as_pair(expected)
     assert torch.equal(out[0], expected[0])
     assert torch.allclose(out[1], expected[1], rtol=0, atol=atol)
 
@@ -143,9 +144,9 @@ def test_recommend_and_evaluator_at_gowalla_like_shapes():
     top = brute_force(user_emb, item_emb, 30, train)[0]
     test = torch.cat([test, torch.stack([torch.arange(300), top[:, 1]])], 1)
     expected = brute_force(user_emb, item_emb, 20, train)
-    assert_same_topk(recommend(user_emb, item_emb, k=20, exclude=train),
+    assert_same_topk(recommend(user_emb, item_emb, k=20, exclude_links=train),
                      expected)
-    evaluator = RankingEvaluator(test, exclude=train, ks=(5, 20))
+    evaluator = RankingEvaluator(test, exclude_links=train, ks=(5, 20))
     out = evaluator(user_emb, item_emb)
     scorer_out = evaluator.evaluate_scorer(
         lambda u: user_emb[u] @ item_emb.t(), 300, 5003)
@@ -161,7 +162,7 @@ def test_chunked_recommend_shares_the_exact_path(tmp_path):
     exclude = torch.stack(random_excluded(40, 3000, 4000, seed=7))
     expected = brute_force(user_emb, item_emb, 15, exclude)
     out = chunked_recommend(user_emb, item_emb.numpy(), k=15,
-                            exclude=exclude, batch_size=3,
+                            exclude_links=exclude, batch_size=3,
                             user_chunk_size=16, item_chunk_size=700)
     assert_same_topk(out, expected)
 
@@ -197,16 +198,17 @@ def test_mips_equals_exact():
     for k in (1, 10, 500):  # 500 > 400 items: padded.
         for selected in (None, users):
             expected = recommend(user_emb, item_emb, selected, k=k,
-                                 exclude=exclude, batch_size=16)
+                                 exclude_links=exclude, batch_size=16)
             out = recommend(user_emb, item_emb, selected, k=k,
-                            exclude=exclude, batch_size=16, index='mips')
+                            exclude_links=exclude, batch_size=16, index='mips')
             assert_same_topk(out, expected)
     # More rows than one faiss search takes (sorted by their exclusions):
     user_emb = torch.randn(600, 8, generator=gen)
     exclude = torch.stack(random_excluded(600, 400, 20000, seed=11))
-    assert_same_topk(recommend(user_emb, item_emb, k=10, exclude=exclude,
+    assert_same_topk(recommend(user_emb, item_emb, k=10, exclude_links=exclude,
                                batch_size=1000, index='mips'),
-                     recommend(user_emb, item_emb, k=10, exclude=exclude))
+                     recommend(user_emb, item_emb, k=10,
+                               exclude_links=exclude))
     # No exclusion, float64 embeddings, a prebuilt index:
     user64, item64 = user_emb.double(), item_emb.double()
     index = ItemIndex(item64, kind='mips')
@@ -243,9 +245,10 @@ def test_mips_ranks_rows_beyond_faiss_limit_exactly():
         torch.tensor([[0, 2], [5, 6]]),
     ], 1)
     index = ItemIndex(item_emb, kind='mips')
-    expected = recommend(user_emb, item_emb, k=2030, exclude=exclude)
-    out = recommend(user_emb, item_emb, k=2030, exclude=exclude, index=index)
-    assert torch.equal(out[0], expected[0])
+    expected = recommend(user_emb, item_emb, k=2030, exclude_links=exclude)
+    out = recommend(user_emb, item_emb, k=2030, exclude_links=exclude,
+                    index=index)
+    assert torch.equal(out.index, expected.index)
     with pytest.raises(ValueError, match="'k' must be at most 2048"):
         index.search(user_emb, 2049)
 
@@ -253,7 +256,7 @@ def test_mips_ranks_rows_beyond_faiss_limit_exactly():
 def test_approx_mips_recall_on_clustered_items():
     pytest.importorskip('faiss')
     users, items, exclude = clustered()
-    expected, _ = recommend(users, items, k=10, exclude=exclude)
+    _, expected = recommend(users, items, k=10, exclude_links=exclude)
 
     def recall(found):
         return sum(
@@ -264,7 +267,7 @@ def test_approx_mips_recall_on_clustered_items():
     index = ItemIndex(items, kind='approx-mips', num_cells=16,
                       num_cells_to_visit=4, bits_per_vector=4)
     assert index.refine == 4
-    found, score = recommend(users, items, k=10, exclude=exclude,
+    score, found = recommend(users, items, k=10, exclude_links=exclude,
                              index=index)
     assert recall(found) >= 0.9
     # Refined scores are exact inner products, best first:
@@ -277,8 +280,8 @@ def test_approx_mips_recall_on_clustered_items():
     # faiss' own top-k (PyG's ApproxMIPSKNNIndex as is) is coarser:
     raw = ItemIndex(items, kind='approx-mips', num_cells=16,
                     num_cells_to_visit=4, bits_per_vector=4, refine=1)
-    assert recall(recommend(users, items, k=10, exclude=exclude,
-                            index=raw)[0]) >= 0.5
+    assert recall(recommend(users, items, k=10, exclude_links=exclude,
+                            index=raw).index) >= 0.5
     assert 'approx-mips' in repr(raw)
 
 
@@ -289,7 +292,8 @@ def test_faiss_is_optional(monkeypatch):
         ItemIndex(torch.randn(5, 2), kind='mips')
     # The exact path does not need it:
     index = ItemIndex(torch.eye(3), kind='exact')
-    assert index.search(torch.eye(3), 1)[0].view(-1).tolist() == [0, 1, 2]
+    assert index.search(torch.eye(3), 1).index.view(-1).tolist() == [0, 1,
+                                                                     2]
 
 
 def test_retrieval_bad_input():

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from pyg_lightgode.apps.training import (
+from pyg_lightgode.apps.training.trainer import (
+    CHECKPOINT_FORMAT,
     CheckpointError,
     Trainer,
+    plain_state,
     read_checkpoint,
     seed_everything,
 )
-from pyg_lightgode.apps.training.trainer import CHECKPOINT_FORMAT, plain_state
 from pyg_lightgode.data.io import atomic_save
 from pyg_lightgode.nn.models import LightGODE
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import pyg_lightgode.nn.conv.pinsage_conv as pinsage_conv_module
 from helpers import clustered_split
-from pyg_lightgode.apps.training import (
+from pyg_lightgode.apps.training.pinsage import (
     PinSageTraining,
     max_margin_loss,
     train_pinsage,
@@ -39,7 +39,7 @@ from pyg_lightgode.nn.conv.pinsage_conv import PinSAGEConv
 from pyg_lightgode.nn.models import LightGODE
 from pyg_lightgode.nn.models.pinsage import PinSage
 from pyg_lightgode.nn.ode import ODESolverError
-from pyg_lightgode.sampler import hop_subgraph
+from pyg_lightgode.sampler.pinsage_sampler import hop_subgraph
 
 NAN, INF = float('nan'), float('inf')
 EDGE_INDEX = torch.tensor([[1, 2, 3, 0, 2, 3], [0, 0, 1, 2, 3, 3]])

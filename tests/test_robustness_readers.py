@@ -18,13 +18,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyg_lightgode.datasets.lightgcn as lightgcn_module
-from pyg_lightgode.datasets import (
-    Gowalla,
+from pyg_lightgode.datasets import Gowalla
+from pyg_lightgode.datasets.interaction_table import (
+    MAX_LINE_BYTES,
     read_interaction_table,
+)
+from pyg_lightgode.datasets.lightgcn import (
     read_lightgcn_file,
     remove_stale_tmp_files,
 )
-from pyg_lightgode.datasets.interaction_table import MAX_LINE_BYTES
 
 TRAIN = '0 0 1 2\n1 1 3\n2 0 4\n'
 TEST = '0 3\n1 0\n2 2\n'

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pyg_lightgode.apps.serving import (
+from pyg_lightgode.apps.serving.fold_in import LightGODEFoldIn
+from pyg_lightgode.apps.serving.recommenders import (
     ARTEFACT_FORMAT,
     ARTEFACT_VERSION,
     ArtefactError,
@@ -18,7 +19,6 @@ from pyg_lightgode.apps.serving import (
     load_recommender,
     recommend_history,
 )
-from pyg_lightgode.apps.serving.fold_in import LightGODEFoldIn
 from pyg_lightgode.nn.models import GFCF, ChebyCF, ItemKNN, TurboCF, UserKNN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ import os
 import pytest
 import torch
 
-from pyg_lightgode.apps.training import (
+from pyg_lightgode.apps.training.trainer import (
     InteractionBatches,
     Trainer,
     seed_everything,

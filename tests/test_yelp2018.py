@@ -7,13 +7,13 @@ import torch
 
 import pyg_lightgode.datasets.lightgcn as lightgcn_module
 from pyg_lightgode.datasets import (
-    DATASET_NAMES,
     AmazonBook,
     Gowalla,
     LightGCNDataset,
     Yelp2018,
     load_dataset,
 )
+from pyg_lightgode.datasets.load import DATASET_NAMES
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'yelp2018_tiny'
 SHARED_DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data'

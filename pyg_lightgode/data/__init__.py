@@ -1,33 +1,12 @@
-from .bipartite import (
-    BipartiteSplit,
-    bipartite_to_adj_t,
-    bipartite_to_homogeneous,
-    check_interactions,
-    homogeneous_to_bipartite,
-)
-from .preprocess import (
-    KCoreResult,
-    build_split,
-    filter_by_rating,
-    k_core_filter,
-    random_split,
-    remap_ids,
-    remove_duplicates,
-    temporal_split,
-)
+r"""The bipartite user--item data form every model consumes
+(:class:`BipartiteSplit`), its adjacency, and the preprocessing that builds
+a split (k-core filtering, random or temporal splits)."""
+from .bipartite import BipartiteSplit, bipartite_to_adj_t
+from .preprocess import build_split, k_core_filter
 
 __all__ = [
     'BipartiteSplit',
     'bipartite_to_adj_t',
-    'bipartite_to_homogeneous',
-    'check_interactions',
-    'homogeneous_to_bipartite',
-    'remap_ids',
-    'filter_by_rating',
-    'remove_duplicates',
-    'k_core_filter',
-    'KCoreResult',
-    'random_split',
-    'temporal_split',
     'build_split',
+    'k_core_filter',
 ]

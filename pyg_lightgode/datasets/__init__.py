@@ -1,20 +1,10 @@
-from .amazon_book import AmazonBook
-from .gowalla import Gowalla
-from .interaction_table import (
-    InteractionTable,
-    from_interaction_table,
-    read_int_rows,
-    read_interaction_table,
-)
-from .lightgcn import (
-    LightGCNDataset,
-    read_id_list,
-    read_lightgcn_file,
-    remove_stale_tmp_files,
-)
-from .load import DATASET_NAMES, link_raw_files, load_dataset
-from .movielens import load_movielens, read_movielens_ratings
-from .yelp2018 import Yelp2018
+r"""Datasets in PyG's form: the LightGCN splits (Gowalla, Yelp2018,
+Amazon-Book) as :class:`~torch_geometric.data.InMemoryDataset`\ s,
+MovieLens, and :func:`load_dataset`, which turns any of them (or a CSV
+table) into a :class:`~pyg_lightgode.data.BipartiteSplit`."""
+from .lightgcn import AmazonBook, Gowalla, LightGCNDataset, Yelp2018
+from .load import load_dataset
+from .movielens import load_movielens
 
 __all__ = [
     'LightGCNDataset',
@@ -23,14 +13,4 @@ __all__ = [
     'AmazonBook',
     'load_movielens',
     'load_dataset',
-    'link_raw_files',
-    'DATASET_NAMES',
-    'InteractionTable',
-    'read_interaction_table',
-    'from_interaction_table',
-    'read_int_rows',
-    'read_lightgcn_file',
-    'read_id_list',
-    'remove_stale_tmp_files',
-    'read_movielens_ratings',
 ]

@@ -1,31 +1,15 @@
-r"""All-item ranking retrieval and evaluation."""
-from .item_to_item import (
-    item_to_item_metrics,
-    item_to_item_pairs,
-    item_to_item_ranks,
-)
-from .ranking import (
-    RANKING_METRICS,
-    RankingEvaluator,
-    UserItemCSR,
-    evaluate_ranking,
-    recommend,
-    recommend_from_scorer,
-)
-from .retrieval import ItemIndex, dense_topk, exact_topk, merge_topk
+r"""All-item ranking evaluation and retrieval: :class:`RankingEvaluator`
+(Recall, NDCG, ... at K, training items excluded), :func:`recommend`
+(answers like :meth:`torch_geometric.nn.pool.MIPSKNNIndex.search`),
+:class:`ItemIndex` (exact or faiss), and PinSage's item-to-item metrics."""
+from .item_to_item import item_to_item_metrics
+from .ranking import RankingEvaluator, evaluate_ranking, recommend
+from .retrieval import ItemIndex
 
 __all__ = [
-    'RANKING_METRICS',
     'RankingEvaluator',
-    'UserItemCSR',
     'evaluate_ranking',
     'recommend',
-    'recommend_from_scorer',
     'ItemIndex',
-    'dense_topk',
-    'exact_topk',
-    'merge_topk',
     'item_to_item_metrics',
-    'item_to_item_pairs',
-    'item_to_item_ranks',
 ]

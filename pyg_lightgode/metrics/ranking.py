@@ -47,6 +47,7 @@ from torch_geometric.metrics import (
     LinkPredPrecision,
     LinkPredRecall,
 )
+from torch_geometric.nn.pool.knn import KNNOutput
 from torch_geometric.utils import cumsum
 
 from pyg_lightgode.data.bipartite import check_interactions
@@ -251,7 +252,7 @@ def recommend(
     item_emb: Tensor,
     users: Optional[Tensor] = None,
     k: int = 20,
-    exclude: Optional[Interactions] = None,
+    exclude_links: Optional[Interactions] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     item_chunk_size: Optional[int] = None,
     score_fn: Optional[ScoreFn] = None,
@@ -259,7 +260,7 @@ def recommend(
 ) -> Tuple[Tensor, Tensor]:
     r"""Top-:math:`k` items of every user in :obj:`users` by the score
     :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` (or :obj:`score_fn`), leaving out
-    the items of :obj:`exclude`.
+    the items of :obj:`exclude_links`.
 
     Users are taken :obj:`batch_size` at a time, and, if
     :obj:`item_chunk_size` is set, scored against :obj:`item_chunk_size`
@@ -283,8 +284,9 @@ def recommend(
         users (torch.Tensor, optional): User ids to recommend for
             (default: all users).
         k (int, optional): Number of items per user. (default: :obj:`20`)
-        exclude (torch.Tensor or list of torch.Tensor, optional): Interaction
-            index :obj:`[2, E]` of (user, item) pairs never to recommend, or
+        exclude_links (torch.Tensor or list of torch.Tensor, optional):
+            Interaction index :obj:`[2, E]` of (user, item) pairs never to
+            recommend, or
             a list of them (*e.g.* training and validation).
         batch_size (int, optional): Users scored at once.
         item_chunk_size (int, optional): Items scored at once (default: all).
@@ -298,8 +300,10 @@ def recommend(
 
     Shapes:
         - **input:** :math:`(U, F)`, :math:`(I, F)`, users :math:`(B)`
-        - **output:** item indices :math:`(B, k)` (long), scores
-          :math:`(B, k)`, best first
+        - **output:** :obj:`KNNOutput(score, index)` as
+          :meth:`torch_geometric.nn.pool.MIPSKNNIndex.search` answers:
+          scores :math:`(B, k)` and item indices :math:`(B, k)` (long),
+          best first
     """
     user_emb, item_emb = _check_embeddings(user_emb, item_emb, score_fn)
     k = _check_positive(k, 'k')
@@ -308,21 +312,22 @@ def recommend(
                                       optional=True)
     num_users, num_items = user_emb.size(0), item_emb.size(0)
     users = _check_users(users, num_users, user_emb.device)
-    csr = None if exclude is None else UserItemCSR(
-        _to_device(exclude, user_emb.device), num_users, num_items,
-        'exclude')
+    csr = None if exclude_links is None else UserItemCSR(
+        _to_device(exclude_links, user_emb.device), num_users, num_items,
+        'exclude_links')
     item_index = _check_index(index, item_emb, item_chunk_size, score_fn)
     outs = [
         exact_topk(user_emb[batch_users], item_emb, k, excluded,
                    item_chunk_size, score_fn) if item_index is None else
-        item_index.search(user_emb[batch_users], k, excluded)
+        item_index.search(user_emb[batch_users], k, excluded)[::-1]
         for batch_users, excluded in _user_batches(users, batch_size, csr)
     ]
     if not outs:
-        return (torch.empty(0, k, dtype=torch.long, device=user_emb.device),
-                user_emb.new_empty(0, k))
-    return (torch.cat([index for index, _ in outs]),
-            torch.cat([score for _, score in outs]))
+        return KNNOutput(user_emb.new_empty(0, k),
+                         torch.empty(0, k, dtype=torch.long,
+                                     device=user_emb.device))
+    return KNNOutput(torch.cat([score for _, score in outs]),
+                     torch.cat([index for index, _ in outs]))
 
 
 @torch.no_grad()
@@ -332,14 +337,14 @@ def recommend_from_scorer(
     num_items: int,
     users: Optional[Tensor] = None,
     k: int = 20,
-    exclude: Optional[Interactions] = None,
+    exclude_links: Optional[Interactions] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     device: Optional[Union[torch.device, str]] = None,
 ) -> Tuple[Tensor, Tensor]:
     r"""Top-:math:`k` items of every user in :obj:`users` from a model that
     scores users directly (*e.g.* a training-free graph filter) rather than
-    through embeddings, leaving out the items of :obj:`exclude`; otherwise
-    as :func:`recommend`.
+    through embeddings, leaving out the items of :obj:`exclude_links`;
+    otherwise as :func:`recommend`.
 
     :obj:`scorer(batch_users)` is called with :obj:`batch_size` user ids at
     a time and returns their dense scores :obj:`[b, num_items]` (it may
@@ -353,17 +358,18 @@ def recommend_from_scorer(
         users (torch.Tensor, optional): User ids to recommend for
             (default: all users).
         k (int, optional): Number of items per user. (default: :obj:`20`)
-        exclude (torch.Tensor or list of torch.Tensor, optional): Interaction
-            index :obj:`[2, E]` of (user, item) pairs never to recommend, or
+        exclude_links (torch.Tensor or list of torch.Tensor, optional):
+            Interaction index :obj:`[2, E]` of (user, item) pairs never to
+            recommend, or
             a list of them.
         batch_size (int, optional): Users scored at once.
         device (torch.device, optional): Device of the user ids handed to
             :obj:`scorer`. (default: CPU)
 
     Shapes:
-        - **output:** item indices :math:`(B, k)` (long, :obj:`-1` where
-          fewer than :math:`k` items remain), scores :math:`(B, k)`, best
-          first
+        - **output:** :obj:`KNNOutput(score, index)`: scores
+          :math:`(B, k)` and item indices :math:`(B, k)` (long, :obj:`-1`
+          where fewer than :math:`k` items remain), best first
     """
     scorer = _check_scorer(scorer)
     num_users = _check_positive(num_users, 'num_users')
@@ -372,17 +378,18 @@ def recommend_from_scorer(
     batch_size = _check_positive(batch_size, 'batch_size')
     device = torch.device('cpu' if device is None else device)
     users = _check_users(users, num_users, device)
-    csr = None if exclude is None else UserItemCSR(
-        _to_device(exclude, device), num_users, num_items, 'exclude')
+    csr = None if exclude_links is None else UserItemCSR(
+        _to_device(exclude_links, device), num_users, num_items,
+        'exclude_links')
     outs = [
         _scorer_topk_batch(scorer, batch_users, num_items, k, excluded)
         for batch_users, excluded in _user_batches(users, batch_size, csr)
     ]
     if not outs:
-        return (torch.empty(0, k, dtype=torch.long, device=device),
-                torch.empty(0, k, device=device))
-    return (torch.cat([index for index, _ in outs]),
-            torch.cat([score for _, score in outs]))
+        return KNNOutput(torch.empty(0, k, device=device),
+                         torch.empty(0, k, dtype=torch.long, device=device))
+    return KNNOutput(torch.cat([score for _, score in outs]),
+                     torch.cat([index for index, _ in outs]))
 
 
 def _check_ks(ks: Union[int, Sequence[int]]) -> Tuple[int, ...]:
@@ -419,13 +426,14 @@ class RankingEvaluator:
     .. code-block:: python
 
         evaluator = RankingEvaluator(split.test_index,
-                                     exclude=split.train_index, ks=(10, 20))
+                                     exclude_links=split.train_index,
+                                     ks=(10, 20))
         evaluator(user_emb, item_emb)
         >>> {'recall@10': 0.12, 'ndcg@10': 0.09, ..., 'mrr@20': 0.21}
 
     Args:
         test_index (torch.Tensor): Held-out interactions :obj:`[2, E]`.
-        exclude (torch.Tensor or list of torch.Tensor, optional):
+        exclude_links (torch.Tensor or list of torch.Tensor, optional):
             Interactions to leave out of every ranking (training, plus
             validation when testing).
         num_users (int, optional): :math:`U`; taken from :obj:`user_emb` at
@@ -447,7 +455,7 @@ class RankingEvaluator:
     def __init__(
         self,
         test_index: Tensor,
-        exclude: Optional[Interactions] = None,
+        exclude_links: Optional[Interactions] = None,
         num_users: Optional[int] = None,
         num_items: Optional[int] = None,
         ks: Union[int, Sequence[int]] = (20, ),
@@ -463,7 +471,7 @@ class RankingEvaluator:
         self.item_chunk_size = _check_positive(item_chunk_size,
                                                'item_chunk_size',
                                                optional=True)
-        self.test_index, self.exclude = test_index, exclude
+        self.test_index, self.exclude_links = test_index, exclude_links
         self.score_fn, self.users = score_fn, users
         self.collection = LinkPredMetricCollection({
             f'{name}@{k}': RANKING_METRICS[name](k)
@@ -491,9 +499,9 @@ class RankingEvaluator:
             cpu = torch.device('cpu')  # Built on CPU, moved per device.
             test = UserItemCSR(_to_device(self.test_index, cpu), num_users,
                                num_items, 'test_index')
-            exclude = None if self.exclude is None else UserItemCSR(
-                _to_device(self.exclude, cpu), num_users, num_items,
-                'exclude')
+            exclude = None if self.exclude_links is None else UserItemCSR(
+                _to_device(self.exclude_links, cpu), num_users, num_items,
+                'exclude_links')
             has_test = test.count > 0
             if self.users is not None:
                 users = _check_users(self.users, num_users, cpu)
@@ -607,7 +615,7 @@ def evaluate_ranking(
     user_emb: Tensor,
     item_emb: Tensor,
     test_index: Tensor,
-    exclude: Optional[Interactions] = None,
+    exclude_links: Optional[Interactions] = None,
     ks: Union[int, Sequence[int]] = (20, ),
     metrics: Union[str, Sequence[str]] = DEFAULT_METRICS,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -621,7 +629,7 @@ def evaluate_ranking(
     arguments."""
     user_emb, item_emb = _check_embeddings(user_emb, item_emb, score_fn)
     evaluator = RankingEvaluator(
-        test_index, exclude=exclude, num_users=user_emb.size(0),
+        test_index, exclude_links=exclude_links, num_users=user_emb.size(0),
         num_items=item_emb.size(0), ks=ks, metrics=metrics,
         batch_size=batch_size, item_chunk_size=item_chunk_size,
         score_fn=score_fn, users=users)

@@ -41,6 +41,7 @@ from typing import (
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.nn.pool.knn import KNNOutput
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 #: :obj:`(row, item)` of the excluded pairs of a batch of query rows, where
@@ -178,14 +179,14 @@ def exact_topk(
     query: Tensor,
     items: Union[Tensor, Iterable[Tuple[int, Tensor]]],
     k: int,
-    excluded: Optional[Excluded] = None,
+    exclude_links: Optional[Excluded] = None,
     item_chunk_size: Optional[int] = None,
     score_fn: Optional[ScoreFn] = None,
     block_numel: int = DEFAULT_BLOCK_NUMEL,
 ) -> TopK:
     r"""Exact top-:obj:`k` items of every query row by the inner product
     :math:`\mathbf{q}^{\top} \mathbf{e}_i` (or :obj:`score_fn`), leaving
-    out the :obj:`excluded` pairs.
+    out the :obj:`exclude_links` pairs.
 
     Args:
         query (torch.Tensor): Query (user) embeddings :obj:`[B, F]`.
@@ -193,8 +194,8 @@ def exact_topk(
             an iterable of :obj:`(start, item_chunk)` in order covering all
             items (*e.g.* read from disk); each chunk is read once.
         k (int): Number of items per row.
-        excluded (tuple of torch.Tensor, optional): :obj:`(row, item)` of
-            the pairs never to return; :obj:`row` indexes :obj:`query`.
+        exclude_links (tuple of torch.Tensor, optional): :obj:`(row, item)`
+            of the pairs never to return; :obj:`row` indexes :obj:`query`.
         item_chunk_size (int, optional): Splits a tensor :obj:`items` into
             chunks of this many items (default: one chunk).
         score_fn (callable, optional): :obj:`score_fn(query, item_chunk)`
@@ -230,7 +231,7 @@ def exact_topk(
         end = start + chunk.size(0)
         if rows == 0:
             rows = max(1, min(num_rows, block_numel // max(1, end - start)))
-            block_lists = _split_rows(excluded, num_rows, rows)
+            block_lists = _split_rows(exclude_links, num_rows, rows)
         if score_fn is None and (buf is None or buf.size(1) != end - start):
             buf = query.new_empty(rows, end - start)
         blocks = []
@@ -325,8 +326,8 @@ class ItemIndex:
 
         index = ItemIndex(item_emb, kind='approx-mips', num_cells=512,
                           num_cells_to_visit=32)
-        item, score = index.search(user_emb[users], k=20,
-                                   excluded=(batch_row, train_item))
+        score, item = index.search(user_emb[users], k=20,
+                                   exclude_links=(batch_row, train_item))
 
     Args:
         item_emb (torch.Tensor): Item embeddings :obj:`[I, F]`.
@@ -417,19 +418,24 @@ class ItemIndex:
 
     @torch.no_grad()
     def search(self, query: Tensor, k: int,
-               excluded: Optional[Excluded] = None) -> TopK:
-        r"""Top-:obj:`k` :obj:`(index, score)` :obj:`[B, k]` of the query
-        rows :obj:`[B, F]`, leaving out the :obj:`(row, item)` pairs of
-        :obj:`excluded` (:obj:`row` indexes :obj:`query`)."""
+               exclude_links: Optional[Excluded] = None) -> KNNOutput:
+        r"""Top-:obj:`k` items of the query rows :obj:`[B, F]` as
+        :obj:`KNNOutput(score, index)` :obj:`[B, k]` (as
+        :meth:`torch_geometric.nn.pool.MIPSKNNIndex.search` answers),
+        leaving out the :obj:`(row, item)` pairs of :obj:`exclude_links`
+        (:obj:`row` indexes :obj:`query`)."""
+        excluded = exclude_links
         if self.kind == 'exact':
-            return exact_topk(query, self.item_emb, k, excluded,
-                              self.item_chunk_size)
-        if k > FAISS_MAX_K:
+            index, score = exact_topk(query, self.item_emb, k, excluded,
+                                      self.item_chunk_size)
+        elif k > FAISS_MAX_K:
             raise ValueError(f"'k' must be at most {FAISS_MAX_K} for "
                              f"kind={self.kind!r} (faiss' limit; got {k})")
-        if self.refine > 1:
-            return self._search_refined(query, k, excluded)
-        return self._search(query, k, excluded)
+        elif self.refine > 1:
+            index, score = self._search_refined(query, k, excluded)
+        else:
+            index, score = self._search(query, k, excluded)
+        return KNNOutput(score, index)
 
     def _search_refined(self, query: Tensor, k: int,
                         excluded: Optional[Excluded]) -> TopK:

@@ -34,7 +34,7 @@ Weights = Dict[str, float]
 @torch.no_grad()
 def evaluate_fusions(parts: Mapping[str, Scorer],
                      weightings: Sequence[Weights], target_index: Tensor,
-                     exclude: Optional[Interactions], num_users: int,
+                     exclude_links: Optional[Interactions], num_users: int,
                      num_items: int, k: int = 20,
                      metrics: Sequence[str] = ('recall', 'ndcg'),
                      batch_size: int = 1024, progress: bool = False,
@@ -43,7 +43,7 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
     r"""All-item ranking metrics at :obj:`k` of every weighting in
     :obj:`weightings` (each maps part names to weights; missing names weigh
     0) of the standardised scores of :obj:`parts`, against
-    :obj:`target_index` with :obj:`exclude` left out. Returns one
+    :obj:`target_index` with :obj:`exclude_links` left out. Returns one
     :obj:`{'recall@k': ..., 'ndcg@k': ...}` per weighting, in order.
     :obj:`users` restricts the evaluation to these user ids (*e.g.* a
     seeded sample for a quick screen)."""
@@ -55,7 +55,7 @@ def evaluate_fusions(parts: Mapping[str, Scorer],
                          f"; the parts are {sorted(parts)}")
     used = [name for name in parts
             if any(w.get(name, 0) != 0 for w in weightings)]
-    evaluator = RankingEvaluator(target_index, exclude=exclude,
+    evaluator = RankingEvaluator(target_index, exclude_links=exclude_links,
                                  num_users=num_users, num_items=num_items,
                                  ks=(k, ), metrics=metrics,
                                  batch_size=batch_size, users=users)
@@ -113,7 +113,7 @@ def weight_grid(names: Sequence[str], values: Values,
 
 
 def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
-                  exclude: Optional[Interactions], num_users: int,
+                  exclude_links: Optional[Interactions], num_users: int,
                   num_items: int, anchor: Union[str, Sequence[str]],
                   coarse: Values = (0.0, 0.5, 1.0, 2.0),
                   refine: Sequence[float] = (0.5, 0.75, 1.0, 1.5, 2.0),
@@ -155,7 +155,7 @@ def select_fusion(parts: Mapping[str, Scorer], val_index: Tensor,
 
     def run(grid: List[Weights]) -> None:
         start = time.perf_counter()
-        results = evaluate_fusions(parts, grid, val_index, exclude,
+        results = evaluate_fusions(parts, grid, val_index, exclude_links,
                                    num_users, num_items, k=k,
                                    batch_size=batch_size, progress=progress)
         seconds = (time.perf_counter() - start) / len(grid)

@@ -25,6 +25,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 from torch import Tensor
+from torch_geometric.nn.pool.knn import KNNOutput
 
 from pyg_lightgode.data.io import atomic_write
 from pyg_lightgode.metrics.ranking import DEFAULT_BATCH_SIZE, UserItemCSR
@@ -482,7 +483,7 @@ def chunked_recommend(
     item_emb: Table,
     users: Optional[Tensor] = None,
     k: int = 20,
-    exclude: Optional[Union[Tensor, Sequence[Tensor]]] = None,
+    exclude_links: Optional[Union[Tensor, Sequence[Tensor]]] = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     user_chunk_size: int = DEFAULT_CHUNK_SIZE,
     item_chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -513,8 +514,8 @@ def chunked_recommend(
         users (torch.Tensor, optional): User ids to recommend for
             (default: all users, in order).
         k (int, optional): Number of items per user. (default: :obj:`20`)
-        exclude (torch.Tensor or list of torch.Tensor, optional): The
-            :obj:`[2, E]` (user, item) pairs never to recommend.
+        exclude_links (torch.Tensor or list of torch.Tensor, optional):
+            The :obj:`[2, E]` (user, item) pairs never to recommend.
         batch_size (int, optional): Users scored at once.
         user_chunk_size (int, optional): User rows read at once.
         item_chunk_size (int, optional): Item rows read at once.
@@ -540,8 +541,8 @@ def chunked_recommend(
     num_users, num_items = user_rows.num_rows, item_rows.num_rows
     if users is not None:
         users = _check_row_ids(users, num_users, 'users')
-    csr = None if exclude is None else UserItemCSR(exclude, num_users,
-                                                   num_items, 'exclude')
+    csr = None if exclude_links is None else UserItemCSR(
+        exclude_links, num_users, num_items, 'exclude_links')
 
     dtype = torch.promote_types(user_rows.dtype, item_rows.dtype)
     block_numel = min(DEFAULT_BLOCK_NUMEL, batch_size * item_chunk_size)
@@ -568,6 +569,7 @@ def chunked_recommend(
                                excluded, score_fn=score_fn,
                                block_numel=block_numel))
     if not outs:
-        return torch.empty(0, k, dtype=torch.long), torch.empty(0, k)
-    return (torch.cat([index for index, _ in outs]),
-            torch.cat([score for _, score in outs]))
+        return KNNOutput(torch.empty(0, k), torch.empty(0, k,
+                                                        dtype=torch.long))
+    return KNNOutput(torch.cat([score for _, score in outs]),
+                     torch.cat([index for index, _ in outs]))

@@ -40,17 +40,17 @@ from pyg_lightgode.sampler import (
     ImportanceNeighborhood,
     PinSageLinkLoader,
     PinSageSampler,
-    bipartite_csr,
-    item_data,
-    metapath_random_walk,
-    sample_item_pairs,
 )
 from pyg_lightgode.sampler.hard_negatives import DEFAULT_RANK_RANGE, RankRange
+from pyg_lightgode.sampler.pinsage_sampler import item_data
 from pyg_lightgode.sampler.random_walk import (
     BLOCK_SIZE,
+    bipartite_csr,
     cat_blocks,
     full_blocks,
+    metapath_random_walk,
     rows_per_block,
+    sample_item_pairs,
 )
 
 USER_WEIGHTINGS = ('mean', 'importance')

@@ -50,7 +50,7 @@ def validation_evaluator(split: BipartiteSplit, k: int = 20,
     interactions (as in the published LightGCN protocol)."""
     target = split.val_index if split.val_index is not None else \
         split.test_index
-    return RankingEvaluator(target, exclude=split.train_index,
+    return RankingEvaluator(target, exclude_links=split.train_index,
                             num_users=split.num_users,
                             num_items=split.num_items, ks=(k, ),
                             metrics=('ndcg', ), batch_size=batch_size)
@@ -256,7 +256,7 @@ def sweep_propagation(model, split: BipartiteSplit, times=None,
     if part == 'val' and split.val_index is None:
         part = 'test'
     evaluator = RankingEvaluator(split.part(part),
-                                 exclude=split.known_interactions(part),
+                                 exclude_links=split.known_interactions(part),
                                  num_users=split.num_users,
                                  num_items=split.num_items, ks=ks,
                                  metrics=('recall', 'ndcg'),

@@ -1,41 +1,5 @@
-r"""Training-free graph-filter operators (tensors in, tensors out); the
-recommenders built on them are in :mod:`pyg_lightgode.nn.models`."""
-from .operators import (
-    ITEM_ITEM_BLOCK,
-    MAX_CHEBYSHEV_ORDER,
-    SVD_METHODS,
-    LinearFlow,
-    NormalizedGraph,
-    SpectralBasis,
-    chebyshev_filter,
-    ideal_basis,
-    ideal_filter,
-    interaction_matrix,
-    item_item,
-    knn_item_item,
-    normalize_interactions,
-    plateau_coefficients,
-    rows_to_item_major,
-    solve_flow,
-    turbo_item_item,
-)
-
-__all__ = [
-    'ITEM_ITEM_BLOCK',
-    'MAX_CHEBYSHEV_ORDER',
-    'SVD_METHODS',
-    'LinearFlow',
-    'NormalizedGraph',
-    'SpectralBasis',
-    'chebyshev_filter',
-    'ideal_basis',
-    'ideal_filter',
-    'interaction_matrix',
-    'item_item',
-    'knn_item_item',
-    'normalize_interactions',
-    'plateau_coefficients',
-    'rows_to_item_major',
-    'solve_flow',
-    'turbo_item_item',
-]
+r"""The operators behind the training-free filters of
+:mod:`pyg_lightgode.nn.models` (normalised interaction matrix, ideal
+low-pass basis, linear flows, Chebyshev filters, item-item builders), in
+:mod:`~pyg_lightgode.nn.filters.operators`; tensors in, tensors out."""
+__all__ = []

@@ -2,14 +2,12 @@ from .graph_filters import (
     BSPM,
     GFCF,
     ChebyCF,
-    GraphFilter,
     ItemKNN,
     Popularity,
-    Scorer,
     TurboCF,
     UserKNN,
 )
-from .lightgode import LightGODE, embedding_discrepancy
+from .lightgode import LightGODE
 from .pinsage import PinSage
 
 __all__ = [
@@ -22,7 +20,4 @@ __all__ = [
     'UserKNN',
     'ItemKNN',
     'Popularity',
-    'GraphFilter',
-    'Scorer',
-    'embedding_discrepancy',
 ]

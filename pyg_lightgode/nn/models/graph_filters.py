@@ -88,16 +88,18 @@ class Scorer(torch.nn.Module):
     @torch.no_grad()
     def recommend(self, users: Optional[Tensor] = None, k: int = 20,
                   exclude_links=None, batch_size: int = 1024
-                  ) -> Tuple[Tensor, Tensor]:
-        r"""Top-:obj:`k` item ids and scores :obj:`[B, k]` for
-        :obj:`users` (default: all), never recommending the (user, item)
-        pairs of :obj:`exclude_links` (an interaction index or a list of
-        them; padded with id :obj:`-1` where fewer items remain)."""
-        from pyg_lightgode.metrics import recommend_from_scorer
+                  ) -> Tensor:
+        r"""Top-:obj:`k` item ids :obj:`[B, k]` for :obj:`users`
+        (default: all), best first, as
+        :meth:`torch_geometric.nn.models.LightGCN.recommend` answers, never
+        recommending the (user, item) pairs of :obj:`exclude_links` (an
+        interaction index or a list of them; padded with id :obj:`-1`
+        where fewer items remain). Their scores are :meth:`score`'s."""
+        from pyg_lightgode.metrics.ranking import recommend_from_scorer
         return recommend_from_scorer(self.score, self.num_users,
                                      self.num_items, users=users, k=k,
-                                     exclude=exclude_links,
-                                     batch_size=batch_size)
+                                     exclude_links=exclude_links,
+                                     batch_size=batch_size).index
 
 
 class GraphFilter(Scorer):
