@@ -250,7 +250,7 @@ def report(r: dict) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--root', default='/tmp/pyg_lightgode_data')
+    parser.add_argument('--root', default='data')
     parser.add_argument('--raw-dir', default=None,
                         help='directory with Gowalla train.txt/test.txt')
     parser.add_argument('--synthetic', action='store_true',

@@ -39,7 +39,7 @@ def recall_at(found: torch.Tensor, exact: torch.Tensor) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--root', default='/tmp/pyg_lightgode_data')
+    parser.add_argument('--root', default='data')
     parser.add_argument('--raw-dir', required=True)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--k', type=int, default=20)

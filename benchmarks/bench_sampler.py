@@ -28,8 +28,8 @@ item popularity). Measures:
 DGL is an optional peer, not a dependency: without it the script says so
 and skips its rows. DGL 2.1.0 from PyPI installs beside the venv with
 
-    pip install --no-deps --target /tmp/dgl_pkg dgl==2.1.0
-    PYTHONPATH=/tmp/dgl_pkg python benchmarks/bench_sampler.py
+    pip install --no-deps --target dgl_pkg dgl==2.1.0
+    PYTHONPATH=dgl_pkg python benchmarks/bench_sampler.py
 
 Its ``import dgl`` imports ``dgl.graphbolt``, which needs ``torchdata`` and
 a C++ library built for an older torch; ``dgl.sampling`` does not use it,

@@ -1,4 +1,4 @@
-r"""Fold-in against retraining, and history-query latency (issue 15).
+r"""Fold-in against retraining, and history-query latency.
 
     python benchmarks/fold_in.py --dataset movielens100k \
         --raw-dir ../shared/data/ml-100k --json fold_in_ml100k.json

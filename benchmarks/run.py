@@ -65,6 +65,10 @@ SETTINGS = {  # Per model: batch size and learning rate.
 #: for the plan printed before a run; quick mode on the small datasets is
 #: about a minute for everything.
 EXPECTED_SECONDS = {
+    'movielens100k': {'quick': dict(pinsage=20, **{'lightgcn-3': 10}),
+                      'full': dict(lightgode=40, pinsage=240, hybrid=60, **{
+                          'mf-bpr': 20, 'lightgcn-2': 60,
+                          'lightgcn-3': 140})},
     'gowalla': {'quick': dict(lightgode=120, pinsage=700, gfcf=60, bspm=200,
                               chebycf=600, turbocf=300, userknn=600,
                               itemknn=300, hybrid=1200, **{
@@ -533,7 +537,8 @@ def plan(config, args) -> float:
     r"""Prints what will run and returns the expected seconds."""
     expected = EXPECTED_SECONDS.get(config['dataset'], {}).get(
         config['mode'], {})
-    total = sum(expected.get(m, 60) for m in config['models'])
+    default = 5 if config['dataset'] == 'movielens100k' else 600
+    total = sum(expected.get(m, default) for m in config['models'])
     print(f"plan: {', '.join(config['models'])} on {config['dataset']} "
           f"(mode {config['mode']}, seed {config['seed']}, "
           f"{args.threads} thread(s)); expected about "

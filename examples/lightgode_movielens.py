@@ -1,6 +1,6 @@
 r"""LightGODE on MovieLens-100K (ratings >= 4, per-user random 8:1:1
 split): the pipeline of lightgode_gowalla.py with the settings tuned for
-MovieLens-100K (LIGHTGODE_SETTINGS, BENCHMARKS.md section 8).
+MovieLens-100K (LIGHTGODE_SETTINGS, BENCHMARKS.md, MovieLens-100K).
 
     python examples/lightgode_movielens.py --raw-dir ../shared/data/ml-100k
 

@@ -1,4 +1,5 @@
-r"""Item-to-item retrieval metrics of PinSage (SPEC 2.6): for held-out
+r"""Item-to-item retrieval metrics of PinSage's offline evaluation: for
+held-out
 (query item, target item) pairs, the target is ranked among all items by
 the inner product with the query's embedding (the query itself left out).
 

@@ -1,5 +1,5 @@
 r"""All-item ranking: top-:math:`k` retrieval and the ranking metrics of the
-evaluation protocol (SPEC section 3).
+evaluation protocol of LightGCN and NGCF.
 
 For every user :math:`u` every item is scored (inner product
 :math:`\mathbf{e}_u^{\top} \mathbf{e}_i` or a custom :obj:`score_fn`), the
@@ -411,7 +411,7 @@ def _check_metrics(metrics: Union[str, Sequence[str]]) -> Tuple[str, ...]:
 
 class RankingEvaluator:
     r"""All-item ranking evaluation of user and item embeddings against
-    held-out interactions (SPEC section 3; metric definitions in
+    held-out interactions (LightGCN's protocol; metric definitions in
     :mod:`pyg_lightgode.metrics.ranking`).
 
     The per-user exclusion and test lists are built once, so calling the

@@ -3,7 +3,7 @@ filter settings, and the hybrid recipe that fuses LightGODE's trained tables
 with graph filters, every choice made on validation.
 
 **Settings.** :data:`FILTER_SETTINGS` holds the official settings of each
-paper (SPEC section 7) for Gowalla and Yelp2018. Any other dataset (e.g.
+paper for Gowalla and Yelp2018. Any other dataset (e.g.
 MovieLens-100K, where nobody here tuned them) gets the Gowalla settings
 with the rule of :func:`filter_settings`: the spectral rank :math:`k` is
 capped at a quarter of :math:`\min(|U|, |I|)`, so the ideal filter stays a
@@ -63,7 +63,7 @@ SPECTRAL = ('gfcf', 'bspm', 'chebycf')
 #: The neighbour scorers have no official settings on these splits: chosen
 #: on Gowalla's validation split as parts of the hybrid, and used as they
 #: are on every other dataset. On Gowalla's official test they lower the
-#: hybrid although validation favours them (BENCHMARKS section 9: the test
+#: hybrid although validation favours them (docs/history.md: the test
 #: pairs are not distributed like a random validation holdout), so the
 #: best Gowalla hybrid leaves them out.
 USERKNN_SETTINGS = dict(k=100, alpha=0.5, power=4.0)
@@ -72,7 +72,7 @@ ITEMKNN_SETTINGS = dict(k=100, power=2.0)
 #: ChebyCF's official Gowalla settings (its repository's config).
 CHEBYCF_GOWALLA = dict(order=8, flatness=1.5, k=512, alpha=0.2, beta=0.4)
 
-#: Official settings (SPEC section 7; ChebyCF: its repository), and
+#: Official settings (the papers'; ChebyCF: its repository), and
 #: :data:`USERKNN_SETTINGS`, :data:`ITEMKNN_SETTINGS`.
 FILTER_SETTINGS = {
     'gowalla': {

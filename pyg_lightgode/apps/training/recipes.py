@@ -23,10 +23,11 @@ from pyg_lightgode.data.bipartite import BipartiteSplit
 from pyg_lightgode.metrics import RankingEvaluator
 from pyg_lightgode.sampler.uniform_negatives import UniformNegativeSampler
 
-#: LightGODE settings chosen by measurement, per dataset (BENCHMARKS.md
-#: sections 2 and 8): :class:`LightGODE` arguments (:obj:`t`, :obj:`gamma`,
+#: LightGODE settings chosen by measurement, per dataset (BENCHMARKS.md;
+#: tuning runs in docs/history.md): :class:`LightGODE` arguments
+#: (:obj:`t`, :obj:`gamma`,
 #: :obj:`sparse`) and :func:`train_lightgode` arguments (:obj:`batch_size`,
-#: :obj:`lr`, :obj:`weight_decay`). The official recipe (SPEC 1.1) is gamma
+#: :obj:`lr`, :obj:`weight_decay`). The paper's official recipe is gamma
 #: 10, batch 256, lr 1e-3, dense Adam.
 LIGHTGODE_SETTINGS = {
     # Gowalla: lazy (sparse) Adam learns a better MF than dense Adam, whose
@@ -176,7 +177,7 @@ def train_lightgode(model, split: BipartiteSplit, epochs: int = 300,
                     batch_size: int = 256, lr: float = 1e-3,
                     **kwargs) -> TrainResult:
     r"""Trains a :class:`~pyg_lightgode.nn.models.LightGODE` on
-    :obj:`split.train_index` with the official recipe (SPEC 1.1: Adam,
+    :obj:`split.train_index` with the official recipe (the paper's: Adam,
     batch 256 pairs, validation NDCG@20 every epoch, stop after 10 epochs
     without improvement) and restores the best weights. No graph work happens
     during training; validation propagates once per epoch. Further keyword

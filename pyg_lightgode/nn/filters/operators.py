@@ -276,7 +276,7 @@ def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'krylov',
     :func:`scipy.sparse.linalg.svds` (exact to solver tolerance, needs
     SciPy). ``benchmarks/bench_svd.py`` compares their time and accuracy
     (Gowalla, :math:`k = 256`: the default takes 0.22x ARPACK's time and
-    captures 98.4% of its subspace; BENCHMARKS.md section 9).
+    captures 98.4% of its subspace; BENCHMARKS.md, spectral basis).
 
     Memory: :math:`O((|U| + |I|) (k + \text{oversample}))` floats besides
     the graph.
