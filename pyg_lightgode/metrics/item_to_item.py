@@ -1,6 +1,7 @@
 r"""Item-to-item retrieval metrics of PinSage's offline evaluation: for
-held-out (query item, target item) pairs, the target is ranked among all items by
-the inner product with the query's embedding (the query itself left out).
+held-out (query item, target item) pairs, the target is ranked among all
+items by the inner product with the query's embedding (the query itself
+left out).
 
 With :math:`r` the 1-based rank of the target (ties counted against it:
 :math:`r = |\{j \ne q : \mathbf{z}_q^{\top}\mathbf{z}_j \geq

@@ -611,26 +611,14 @@ class RankingEvaluator:
         }
 
 
-def evaluate_ranking(
-    user_emb: Tensor,
-    item_emb: Tensor,
-    test_index: Tensor,
-    exclude_links: Optional[Interactions] = None,
-    ks: Union[int, Sequence[int]] = (20, ),
-    metrics: Union[str, Sequence[str]] = DEFAULT_METRICS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    item_chunk_size: Optional[int] = None,
-    score_fn: Optional[ScoreFn] = None,
-    users: Optional[Tensor] = None,
-) -> Dict[str, float]:
+def evaluate_ranking(user_emb: Tensor, item_emb: Tensor, test_index: Tensor,
+                     **kwargs) -> Dict[str, float]:
     r"""One-off all-item ranking evaluation, returning
-    :obj:`{'recall@20': ..., 'ndcg@20': ..., ...}`; see
-    :class:`RankingEvaluator` (build one to evaluate repeatedly) for the
-    arguments."""
-    user_emb, item_emb = _check_embeddings(user_emb, item_emb, score_fn)
-    evaluator = RankingEvaluator(
-        test_index, exclude_links=exclude_links, num_users=user_emb.size(0),
-        num_items=item_emb.size(0), ks=ks, metrics=metrics,
-        batch_size=batch_size, item_chunk_size=item_chunk_size,
-        score_fn=score_fn, users=users)
+    :obj:`{'recall@20': ..., 'ndcg@20': ..., ...}`; the keyword arguments
+    (:obj:`exclude_links`, :obj:`ks`, :obj:`metrics`, ...) are
+    :class:`RankingEvaluator`'s (build one to evaluate repeatedly)."""
+    user_emb, item_emb = _check_embeddings(user_emb, item_emb,
+                                           kwargs.get('score_fn'))
+    evaluator = RankingEvaluator(test_index, num_users=user_emb.size(0),
+                                 num_items=item_emb.size(0), **kwargs)
     return evaluator(user_emb, item_emb)

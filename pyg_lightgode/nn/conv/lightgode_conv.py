@@ -145,15 +145,11 @@ class LightGODEConv(MessagePassing):
                              f"(got {max_terms})")
         _parse_times(t)
         _check_chunk_size(chunk_size)
-        self.t = t
-        self.method = method
-        self.step_size = step_size
+        self.t, self.method, self.step_size = t, method, step_size
         self.normalize = normalize
-        self.rtol = rtol
-        self.atol = atol
+        self.rtol, self.atol, self.max_steps = rtol, atol, max_steps
         self.max_terms = int(max_terms)
         self.chunk_size = chunk_size
-        self.max_steps = max_steps
 
     def reset_parameters(self):
         super().reset_parameters()  # Nothing learnable to reset.
