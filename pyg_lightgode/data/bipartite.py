@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
+from torch_geometric.index import index2ptr
 from torch_geometric.utils import to_torch_csr_tensor
 
 USER, ITEM = 'user', 'item'
@@ -91,6 +92,32 @@ def bipartite_to_adj_t(index: Tensor, num_users: int, num_items: int,
     # Symmetric, so the transpose equals the matrix itself.
     with quiet_sparse_csr():
         return to_torch_csr_tensor(edge_index, edge_weight, size=(n, n))
+
+
+def to_csr(row: Tensor, col: Tensor, num_rows: int,
+           value: Optional[Tensor] = None, num_cols: Optional[int] = None,
+           is_sorted: bool = False):
+    r"""The package's one CSR builder: the entries :obj:`(row, col[,
+    value])` in CSR order (stable within a row, so a row keeps the order
+    its entries came in). Returns :obj:`(rowptr, col)` for a structure
+    (random walks, neighbour lists) or, with :obj:`num_cols`, a
+    :obj:`[num_rows, num_cols]` torch.sparse CSR matrix of :obj:`value`
+    (ones if not given). :obj:`is_sorted` skips the sort of entries
+    already grouped by row."""
+    if not is_sorted:
+        perm = torch.argsort(row, stable=True)
+        row, col = row.index_select(0, perm), col.index_select(0, perm)
+        if value is not None:
+            value = value.index_select(0, perm)
+    rowptr = index2ptr(row, num_rows)
+    if num_cols is None:
+        return rowptr, col
+    if value is None:
+        value = torch.ones(col.numel(), device=col.device)
+    with quiet_sparse_csr():
+        return torch.sparse_csr_tensor(rowptr, col, value,
+                                       size=(num_rows, num_cols),
+                                       check_invariants=False)
 
 
 @contextmanager

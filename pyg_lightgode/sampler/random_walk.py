@@ -30,19 +30,12 @@ from typing import (
 
 import torch
 from torch import Tensor
-from torch_geometric.index import index2ptr
 
-from pyg_lightgode.data.bipartite import check_interactions
+from pyg_lightgode.data.bipartite import check_interactions, to_csr
 
 CSR = Tuple[Tensor, Tensor]
 
 
-def to_csr(row: Tensor, col: Tensor, num_rows: int) -> CSR:
-    r"""Returns :obj:`(rowptr, col)` of the adjacency given as COO
-    :obj:`(row, col)` with :obj:`num_rows` rows (order within a row kept)."""
-    perm = torch.argsort(row, stable=True)
-    return (index2ptr(row.index_select(0, perm), num_rows),
-            col.index_select(0, perm))
 
 
 def bipartite_csr(index: Tensor, num_users: int,

@@ -65,10 +65,10 @@ from typing import Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch_geometric.index import index2ptr
 from torch_geometric.utils import cumsum
-from torch_geometric.utils.sparse import index2ptr
 
-from pyg_lightgode.data.bipartite import check_interactions, quiet_sparse_csr
+from pyg_lightgode.data.bipartite import check_interactions, to_csr
 from pyg_lightgode.nn.conv import LightGODEConv
 from pyg_lightgode.nn.ode import check_method
 
@@ -139,9 +139,12 @@ def _csr_ptr(row: Tensor, num_rows: int) -> Tensor:
 
 
 def _csr(ptr: Tensor, col: Tensor, value: Tensor, num_cols: int) -> Tensor:
-    with quiet_sparse_csr():
-        return torch.sparse_csr_tensor(ptr, col, value,
-                                       size=(ptr.numel() - 1, num_cols))
+    # CSR rows given by their pointers (the rows' entries already grouped).
+    row = torch.repeat_interleave(
+        torch.arange(ptr.numel() - 1, device=ptr.device), ptr.diff(),
+        output_size=col.numel())
+    return to_csr(row, col, ptr.numel() - 1, value, num_cols,
+                  is_sorted=True)
 
 
 def _step(ptr: Tensor, col: Tensor, row_scale: Tensor, col_scale: Tensor,

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
 
-from pyg_lightgode.data.bipartite import quiet_sparse_csr
+from pyg_lightgode.data.bipartite import to_csr
 from pyg_lightgode.data.validation import (
     check_finite_float,
     check_positive_int,
@@ -39,21 +39,10 @@ from pyg_lightgode.nn.ode import (
 SVD_METHODS = ('krylov', 'lowrank', 'svds')
 
 
-def row_pointers(row: Tensor, num_rows: int) -> Tensor:
-    r"""CSR row pointers :obj:`[num_rows + 1]` of entries sorted by
-    :obj:`row`."""
-    crow = torch.zeros(num_rows + 1, dtype=torch.long, device=row.device)
-    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_rows), 0)
-    return crow
-
-
 def sorted_csr(row: Tensor, col: Tensor, value: Tensor,
                size: Tuple[int, int]) -> Tensor:
-    r"""A CSR matrix from COO entries sorted by row."""
-    with quiet_sparse_csr():
-        return torch.sparse_csr_tensor(row_pointers(row, size[0]), col,
-                                       value, size=size,
-                                       check_invariants=False)
+    r"""A CSR matrix from COO entries sorted by row (:func:`to_csr`)."""
+    return to_csr(row, col, size[0], value, size[1], is_sorted=True)
 
 
 def interaction_matrix(graph, num_users: int, num_items: int,

@@ -16,6 +16,7 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch_geometric.index import index2ptr
 
 from pyg_lightgode.data.validation import (
     check_finite_float,
@@ -36,7 +37,6 @@ from pyg_lightgode.nn.filters.operators import (
     knn_item_item,
     normalize_interactions,
     plateau_coefficients,
-    row_pointers,
     rows_to_item_major,
     solve_flow,
     sorted_csr,
@@ -118,7 +118,7 @@ class GraphFilter(Scorer):
     def _fit_rows(self, graph) -> None:
         user, item, value = interaction_matrix(graph, self.num_users,
                                                self.num_items)
-        self._rowptr = row_pointers(user, self.num_users)
+        self._rowptr = index2ptr(user, self.num_users)
         self._col, self._value = item, value
 
     @property
