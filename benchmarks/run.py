@@ -225,7 +225,17 @@ def run_filter(args, split, name) -> dict:
         known_graph,
         make_filter,
     )
-    overrides = args.filters.get(name, {})
+    overrides = dict(args.filters.get(name, {}))
+    tuning = None
+    if args.tune is not None and name in args.tune['models']:
+        from pyg_lightgode.apps.tuning import tune_filter
+        tuned, tuning = tune_filter(
+            name, split, args.tune['budget'],
+            space=args.tune['space'].get(name), fold=args.tune['fold'],
+            seed=args.seed, progress=lambda line: print(line,
+                                                        file=sys.stderr))
+        tuning.pop('rows')
+        overrides = dict(tuned, **overrides)
     settings = dict(filter_settings(name, args.dataset, split.num_users,
                                     split.num_items), **overrides)
     model = make_filter(name, args.dataset, split.num_users, split.num_items,
@@ -233,8 +243,12 @@ def run_filter(args, split, name) -> dict:
     graph = known_graph(split, 'test')
     fitted, fit_s = timed(lambda: model.fit(graph))
     metrics, score_s = timed(lambda: scorer_metrics(split, fitted.score))
-    return {'model': name, 'settings': settings, **metrics,
-            'seconds': {'fit': fit_s, 'score_and_rank': score_s}}
+    out = {'model': name, 'settings': settings, **metrics,
+           'seconds': {'fit': fit_s, 'score_and_rank': score_s}}
+    if tuning is not None:
+        out['tuning'] = tuning
+        out['seconds']['tune'] = tuning['seconds']
+    return out
 
 
 def run_hybrid(args, split, opts, common) -> dict:
@@ -506,10 +520,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="folder for LightGODE's trained tables, shared by the "
         'lightgode and hybrid rows')
     add('--json', default=None, help='write all results as JSON')
-    add('--study', action='store_true',
+    add('--tune', type=float, default=None, metavar='SECONDS',
+        help="choose the filters' settings on validation, at most SECONDS "
+        "per filter (overrides the config's tune budget)")
+    add('--study', nargs='?', const='', default=None, metavar='PNG',
         help='add the preliminary experiment and the embedding-discrepancy '
-        'study')
-    add('--plot', default=None, help='PNG of the discrepancy study')
+        'study (and plot it to PNG)')
     add('--dry-run', action='store_true',
         help='check the experiment and print the plan, then stop')
     return parser
@@ -527,6 +543,8 @@ def experiment(args, parser) -> dict:
         config = (load_config(args.config) if args.config else
                   validate_config({'dataset': args.dataset or
                                    'movielens100k'}, '<command line>'))
+        if args.tune is not None:  # The budget over the config's block.
+            overrides['tune'] = dict(config['tune'] or {}, budget=args.tune)
         return merge_overrides(config, overrides,
                                args.config or '<command line>')
     except ConfigError as error:
@@ -554,8 +572,8 @@ def job_for(config, args, model: str) -> argparse.Namespace:
         epochs=config['epochs'], patience=config['patience'],
         dim=config['lightgode']['dim'], t=config['lightgode']['t'],
         refit=config['lightgode']['refit'], filters=config['filters'],
-        hybrid=config['hybrid'], cache=args.cache, threads=args.threads,
-        study=args.study)
+        hybrid=config['hybrid'], tune=config['tune'], cache=args.cache,
+        threads=args.threads, study=args.study is not None)
 
 
 def main(argv=None):
@@ -603,8 +621,8 @@ def main(argv=None):
               flush=True)
     table = markdown(rows, command, config['dataset'], args.threads)
     print(table)
-    if args.plot:
-        plot_study(rows, args.plot)
+    if args.study:
+        plot_study(rows, args.study)
     if args.json:
         from pyg_lightgode.data.io import write_json
         write_json({'dataset': config['dataset'], 'command': command,

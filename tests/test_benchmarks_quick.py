@@ -186,6 +186,13 @@ BAD_CONFIGS = [
      "'lightgode.dim' must be an integer >= 1"),
     ({'dataset': 'gowalla', 'hybrid': {'runs': [{'dim': 8}]}},
      "'hybrid.runs[0].seed' is missing"),
+    ({'dataset': 'gowalla', 'tune': {'models': ['gfcf']}},
+     "'tune.budget' is missing"),
+    ({'dataset': 'gowalla', 'tune': {'budget': 10, 'models': ['lightgode']}},
+     "'tune.models' names 'lightgode'"),
+    ({'dataset': 'gowalla', 'tune': {'budget': 10, 'models': ['gfcf'],
+                                     'space': {'bspm': {'beta': [0.1]}}}},
+     "'tune.space.bspm' is not a known key"),
 ]
 
 
@@ -224,6 +231,22 @@ def test_run_py_help_and_plan_do_not_import_torch():
                           text=True, cwd=ROOT, timeout=60)
     assert proc.stdout.strip().endswith('NO TORCH'), proc.stderr
     assert 'plan: lightgode, hybrid on gowalla' in proc.stderr
+
+
+def test_tune_flag_sets_the_budget_over_the_config(tmp_path):
+    path = tmp_path / 'experiment.json'
+    path.write_text('{"dataset": "movielens100k", "models": ["gfcf"], '
+                    '"tune": {"budget": 5, "space": {"gfcf": '
+                    '{"alpha": [0.1]}}}}')
+    proc = subprocess.run([sys.executable, str(ROOT / 'benchmarks' /
+                                               'run.py'),
+                           '--config', str(path), '--tune', '30',
+                           '--dry-run'], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    tune = json.loads(proc.stdout)['tune']
+    assert tune['budget'] == 30 and tune['space'] == {'gfcf': {'alpha':
+                                                               [0.1]}}
 
 
 def test_bare_long_run_is_refused_with_its_estimate():

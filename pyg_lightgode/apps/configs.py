@@ -23,10 +23,15 @@ A file is a JSON object with these keys (all optional but ``dataset``)::
                     "lightgode-s2021-d256": [0, 0.5, 1]},
         "candidates": {"bspm": [{"beta": 0.1}, {"beta": 0.2}]}
       },
+      "tune": {"budget": 600, "models": ["gfcf", "bspm"], "fold": 0.25,
+               "space": {"gfcf": {"alpha": [0.1, 0.3]}}},
       "expected": {"hybrid": {"recall@20": 0.1967, "ndcg@20": 0.1637}}
     }
 
-Every candidate is chosen on validation; ``expected`` records the test
+``tune`` chooses the listed filters' settings on validation within
+``budget`` seconds each (:mod:`pyg_lightgode.apps.tuning`; ``space``
+overrides its grids). Every candidate is chosen on validation;
+``expected`` records the test
 figures the file produced when it was committed (the results page quotes
 them). An unknown key, a model or part that does not exist, a weight list
 for a part that is not fused, or a weight that is not a finite number
@@ -49,11 +54,12 @@ MODES = ('quick', 'full')
 METRICS = ('recall@20', 'ndcg@20')
 
 _TOP = {'description', 'dataset', 'models', 'mode', 'seed', 'epochs',
-        'patience', 'lightgode', 'filters', 'hybrid', 'expected'}
+        'patience', 'lightgode', 'filters', 'hybrid', 'tune', 'expected'}
 _LIGHTGODE = {'dim', 't', 'refit'}
 _HYBRID = {'parts', 't', 'popularity', 'runs', 'ensemble_seeds', 'weights',
            'candidates'}
 _RUN = {'seed', 'dim'}
+_TUNE = {'budget', 'models', 'fold', 'space'}
 #: Largest file read (an experiment file is a few hundred bytes).
 MAX_BYTES = 1 << 20
 
@@ -173,6 +179,7 @@ def validate_config(config: Mapping[str, Any], path: str = '<config>'
     config['filters'] = dict(filters)
 
     config['hybrid'] = _check_hybrid(config.get('hybrid', {}), path)
+    config['tune'] = _check_tune(config.get('tune'), path)
     config['expected'] = _check_expected(config.get('expected', {}), path)
     return config
 
@@ -232,6 +239,34 @@ def _check_hybrid(hybrid: Any, path: str) -> Dict[str, Any]:
                   'list of settings objects')
     hybrid['candidates'] = dict(candidates)
     return hybrid
+
+
+def _check_tune(tune: Any, path: str):
+    if tune is None:
+        return None
+    tune = dict(_check_keys(tune, _TUNE, path, 'tune'))
+    if 'budget' not in tune:
+        _fail(path, 'tune.budget', 'is missing (seconds per filter)')
+    _number(tune['budget'], path, 'tune.budget')
+    if tune['budget'] < 0:
+        _fail(path, 'tune.budget', 'must be >= 0 seconds')
+    tune['models'] = _names(tune.get('models', list(FILTER_MODELS)),
+                            FILTER_MODELS, path, 'tune.models')
+    fold = _number(tune.get('fold', 0.25), path, 'tune.fold', positive=True)
+    if fold > 1:
+        _fail(path, 'tune.fold', f'must be in (0, 1] (got {fold!r})')
+    tune['fold'] = fold
+    space = _check_keys(tune.get('space', {}), tune['models'], path,
+                        'tune.space')
+    for name, grid in space.items():
+        grid = _check_keys(grid, set(grid) if isinstance(grid, dict) else
+                           (), path, f'tune.space.{name}')
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                _fail(path, f'tune.space.{name}.{key}', 'must be a '
+                      'non-empty list of values')
+    tune['space'] = dict(space)
+    return tune
 
 
 def _check_expected(expected: Any, path: str) -> Dict[str, Dict]:
