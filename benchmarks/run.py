@@ -555,7 +555,7 @@ def plan(config, args) -> float:
     r"""Prints what will run and returns the expected seconds."""
     expected = EXPECTED_SECONDS.get(config['dataset'], {}).get(
         config['mode'], {})
-    default = 5 if config['dataset'] == 'movielens100k' else 600
+    default = 20 if config['dataset'] == 'movielens100k' else 600
     total = sum(expected.get(m, default) for m in config['models'])
     print(f"plan: {', '.join(config['models'])} on {config['dataset']} "
           f"(mode {config['mode']}, seed {config['seed']}, "
