@@ -17,7 +17,7 @@ from pyg_lightgode.data.validation import (
     check_positive_int,
 )
 from pyg_lightgode.nn.conv.lightgode_conv import LightGODEConv
-from pyg_lightgode.nn.conv.utils import check_graph
+from pyg_lightgode.nn.conv.utils import check_graph, is_sparse_adjacency
 from pyg_lightgode.nn.ode import Times
 
 _DIVERGED = ('; did training diverge? (lower the learning rate or '
@@ -179,12 +179,19 @@ class LightGODE(torch.nn.Module):
                 time(s) instead of the model's :obj:`t`.
                 (default: :obj:`None`)
         """
-        self._check_graph(edge_index, edge_weight)
+        if not is_sparse_adjacency(edge_index, edge_weight):
+            # Node ids out of range would fail deep inside the scatter.
+            check_graph(edge_index, edge_weight, self.num_nodes,
+                        self.conv.normalize)
         out = self.conv(self.embedding(), edge_index, edge_weight, t=t)
-        check_finite(out, 'get_embedding()', f' after propagation to t='
-                     f'{self.conv.t if t is None else t} with method='
-                     f'{self.conv.method!r}: the ODE solution overflowed; '
-                     f"use a smaller 't' or another method")
+        # One read of the result (a table or graph value that is not
+        # finite makes it so); the cause is looked for only then.
+        if not bool(torch.isfinite(out.detach()).all()):
+            self._check_graph(edge_index, edge_weight)
+            check_finite(out, 'get_embedding()', f' after propagation to '
+                         f't={self.conv.t if t is None else t} with method='
+                         f'{self.conv.method!r}: the ODE solution '
+                         f"overflowed; use a smaller 't' or another method")
         return out
 
     def forward(self, edge_index: Adj, edge_label_index: OptTensor = None,
