@@ -1167,6 +1167,15 @@ def test_rows_of_wrong_shape(fitted, rows, exc):
             fitted[name](rows)
 
 
+def assert_every_fit_refuses(graph):
+    for fit in (lambda g: normalize_interactions(g, U, I),
+                lambda g: GFCF(U, I, k=4).fit(g),
+                lambda g: TurboCF(U, I).fit(g),
+                lambda g: BSPM(U, I, k=4).fit(g)):
+        with pytest.raises(ValueError, match="'graph'"):
+            fit(graph)
+
+
 def test_graph_of_wrong_shape_or_values(R, edge_index):
     index = edge_index
     values = torch.ones(index.size(1))
@@ -1182,12 +1191,7 @@ def test_graph_of_wrong_shape_or_values(R, edge_index):
         'user_negative': torch.cat([index, torch.tensor([[-1], [0]])], 1),
     }
     for name, graph in bad.items():
-        for fit in (lambda g: normalize_interactions(g, U, I),
-                    lambda g: GFCF(U, I, k=4).fit(g),
-                    lambda g: TurboCF(U, I).fit(g),
-                    lambda g: BSPM(U, I, k=4).fit(g)):
-            with pytest.raises(ValueError, match="'graph'"):
-                fit(graph)
+        assert_every_fit_refuses(graph)
     for graph in ([[0, 1], [1, 2]], R, None):
         if isinstance(graph, torch.Tensor):
             # A dense float [U, I] matrix is not an interaction index:
@@ -1210,12 +1214,7 @@ def test_sparse_values_non_finite_or_negative(edge_index, value):
     for graph in (torch.sparse_coo_tensor(edge_index, values, (U, I)),
                   torch.sparse_coo_tensor(edge_index, values,
                                           (U, I)).to_sparse_csr()):
-        for fit in (lambda g: normalize_interactions(g, U, I),
-                    lambda g: GFCF(U, I, k=4).fit(g),
-                    lambda g: TurboCF(U, I).fit(g),
-                    lambda g: BSPM(U, I, k=4).fit(g)):
-            with pytest.raises(ValueError, match="'graph'"):
-                fit(graph)
+        assert_every_fit_refuses(graph)
 
 
 def test_scoring_before_fit():
