@@ -16,6 +16,7 @@ from .operators import (
     normalize_interactions,
     plateau_coefficients,
     rows_to_item_major,
+    rp3beta_item_item,
     solve_flow,
     turbo_item_item,
 )
@@ -36,6 +37,7 @@ __all__ = [
     'normalize_interactions',
     'plateau_coefficients',
     'rows_to_item_major',
+    'rp3beta_item_item',
     'solve_flow',
     'turbo_item_item',
 ]

@@ -10,6 +10,7 @@ from .graph_filters import (
     UserKNN,
 )
 from .lightgode import LightGODE, embedding_discrepancy
+from .linear import EASE, RP3beta
 from .pinsage import PinSage
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     'BSPM',
     'ChebyCF',
     'TurboCF',
+    'EASE',
+    'RP3beta',
     'UserKNN',
     'ItemKNN',
     'Popularity',
