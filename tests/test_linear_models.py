@@ -180,3 +180,12 @@ def test_rp3beta_arguments():
     with pytest.raises(ValueError, match='beta'):
         RP3beta(3, 4, beta=-0.5)
     assert 'k=7' in repr(RP3beta(3, 4, k=7))
+
+
+def test_rp3beta_user_without_interactions_scores_zero():
+    R = random_matrix(8, 10, p=0.4, seed=11)
+    index = index_of(R)
+    model = RP3beta(9, 10, k=3).fit(index)  # User 8 has no row.
+    scores = model.score(torch.tensor([8, 0, 8]))
+    assert scores[0].abs().max() == 0 and scores[2].abs().max() == 0
+    torch.testing.assert_close(scores[1], model(R[:1].float())[0])
