@@ -179,6 +179,10 @@ def main(argv=None):
         "(EASE's lambda is then scaled by the inverse share)")
     add('--no-test', action='store_true',
         help='stop after the validation stage')
+    add('--peer', default=None,
+        help='a filter (e.g. gfcf) fitted and tested in the same run with '
+        'its published settings, for a time ratio measured under the same '
+        'load')
     add('--threads', type=int, default=1)
     add('--json', default=None, help='write the result row as JSON')
     args = parser.parse_args(argv)
@@ -196,6 +200,16 @@ def main(argv=None):
                         validate=args.validate or len(grid) > 1,
                         log=lambda line: print(line, flush=True),
                         val_users=args.val_users, test=not args.no_test)
+    if args.peer:
+        from pyg_lightgode.apps.hybrid.recipe import filter_settings
+        settings = filter_settings(args.peer, args.dataset, split.num_users,
+                                   split.num_items)
+        peer = fit_and_evaluate(split, args.peer, settings, 'test')
+        row['peer'] = {'model': args.peer, **peer}
+        if 'seconds' in row:
+            row['time_ratio'] = round(sum(row['seconds'].values()) / sum(
+                peer['seconds'].values()), 3)
+        print(json.dumps({'stage': 'peer', **row['peer']}), flush=True)
     row.update(dataset=args.dataset, threads=args.threads,
                load_average=round(os.getloadavg()[0], 2),
                load_seconds=round(load_s, 2),
