@@ -294,6 +294,21 @@ def test_fit_hybrid_candidates_of_a_non_spectral_filter_are_fitted():
     assert not TurboCF(3, 4).spectral and BSPM(3, 4, k=1).spectral
 
 
+def test_fit_hybrid_with_the_linear_models_as_parts():
+    r"""EASE and RP3beta are hybrid members like the filters: their
+    settings are chosen on validation and they are refitted for test."""
+    split = split_with_validation()
+    gen = torch.Generator().manual_seed(5)
+    user = torch.randn(split.num_users, 8, generator=gen)
+    item = torch.randn(split.num_items, 8, generator=gen)
+    candidates = [dict(reg=1.0), dict(reg=50.0)]
+    fusion, report = fit_hybrid(split, user, item, parts=('ease', 'rp3beta'),
+                                coarse=(0.0, 1.0),
+                                filter_candidates={'ease': candidates})
+    assert report['filter_settings']['ease'] in candidates
+    assert set(report['weights']) >= {'ease', 'rp3beta'}
+
+
 def test_fit_hybrid_weighs_extra_runs_on_validation():
     r"""An extra run whose tables score the validation items on top beside
     a noise anchor: validation gives it a weight, its ODE time is chosen

@@ -19,7 +19,15 @@ from pyg_lightgode.apps.serving.recommenders import (
     load_recommender,
     recommend_history,
 )
-from pyg_lightgode.nn.models import GFCF, ChebyCF, ItemKNN, TurboCF, UserKNN
+from pyg_lightgode.nn.models import (
+    EASE,
+    GFCF,
+    ChebyCF,
+    ItemKNN,
+    RP3beta,
+    TurboCF,
+    UserKNN,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 U, I, D = 40, 30, 8
@@ -66,7 +74,9 @@ def test_filters_score_the_history_row():
                               (GFCF, 'gfcf', {'k': 4}),
                               (ChebyCF, 'chebycf', {'k': 4}),
                               (UserKNN, 'userknn', {'k': 3}),
-                              (ItemKNN, 'itemknn', {'k': 3})):
+                              (ItemKNN, 'itemknn', {'k': 3}),
+                              (EASE, 'ease', {'reg': 2.0}),
+                              (RP3beta, 'rp3beta', {'k': 4, 'beta': 0.2})):
         rec = FilterRecommender(name, U, I, index, **kwargs)
         model = cls(U, I, **kwargs).fit(index)
         row = torch.zeros(1, I)

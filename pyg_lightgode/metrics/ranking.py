@@ -47,10 +47,17 @@ from torch_geometric.metrics import (
     LinkPredPrecision,
     LinkPredRecall,
 )
+from torch_geometric.metrics.link_pred import LinkPredMetricData
 from torch_geometric.nn.pool.knn import KNNOutput
 from torch_geometric.utils import cumsum
 
 from pyg_lightgode.data.bipartite import check_interactions
+from pyg_lightgode.metrics.beyond import (
+    gini_index,
+    item_coverage,
+    mean_popularity_rank,
+    recommendation_counts,
+)
 from pyg_lightgode.metrics.retrieval import (
     INDEX_KINDS,
     ItemIndex,
@@ -73,6 +80,11 @@ RANKING_METRICS = {
     'hit_rate': LinkPredHitRatio,
     'mrr': LinkPredMRR,
 }
+#: Metrics of the recommendation lists as a whole (not averaged over users;
+#: :mod:`pyg_lightgode.metrics.beyond`), also accepted by
+#: :class:`RankingEvaluator`: item coverage, Gini index of the
+#: recommendation counts, mean popularity rank of the recommended items.
+LIST_METRICS = ('coverage', 'gini', 'popularity_rank')
 DEFAULT_METRICS = ('recall', 'ndcg', 'precision', 'hit_rate', 'mrr')
 DEFAULT_BATCH_SIZE = 1024
 
@@ -401,11 +413,12 @@ def _check_ks(ks: Union[int, Sequence[int]]) -> Tuple[int, ...]:
 
 def _check_metrics(metrics: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     metrics = (metrics, ) if isinstance(metrics, str) else tuple(metrics)
-    unknown = [m for m in metrics if m not in RANKING_METRICS]
+    unknown = [m for m in metrics
+               if m not in RANKING_METRICS and m not in LIST_METRICS]
     if unknown or not metrics:
         raise ValueError(f"'metrics' must be a non-empty selection of "
-                         f"{sorted(RANKING_METRICS)} (got unknown "
-                         f"{unknown})")
+                         f"{sorted(RANKING_METRICS) + list(LIST_METRICS)} "
+                         f"(got unknown {unknown})")
     return tuple(dict.fromkeys(metrics))
 
 
@@ -444,13 +457,23 @@ class RankingEvaluator:
             (default: :obj:`(20, )`)
         metrics (list of str, optional): Any of :obj:`'recall'`,
             :obj:`'ndcg'`, :obj:`'precision'`, :obj:`'hit_rate'`,
-            :obj:`'mrr'`. (default: all)
+            :obj:`'mrr'` (averaged over users; default: all five) and of
+            the list metrics :obj:`'coverage'`, :obj:`'gini'`,
+            :obj:`'popularity_rank'` (:mod:`pyg_lightgode.metrics.beyond`;
+            the popularity ranks come from :obj:`exclude_links`).
         batch_size (int, optional): Users scored at once.
         item_chunk_size (int, optional): Items scored at once (default: all).
         score_fn (callable, optional): Replaces the inner product, see
             :func:`recommend`.
         users (torch.Tensor, optional): Restricts the evaluation to these
             user ids.
+
+    After every evaluation, :attr:`per_user` holds the value of every
+    averaged metric for each evaluated user (:obj:`{'ndcg@20': [N],
+    ...}`, PyG's definitions, their means are the returned values) and
+    :attr:`user_index` those users' ids, in the same order for every model
+    evaluated by the same evaluator: the paired samples of
+    :func:`~pyg_lightgode.metrics.wilcoxon_signed_rank`.
     """
     def __init__(
         self,
@@ -473,10 +496,24 @@ class RankingEvaluator:
                                                optional=True)
         self.test_index, self.exclude_links = test_index, exclude_links
         self.score_fn, self.users = score_fn, users
+        ranking = [name for name in self.metrics if name in RANKING_METRICS]
         self.collection = LinkPredMetricCollection({
             f'{name}@{k}': RANKING_METRICS[name](k)
-            for k in self.ks for name in self.metrics
-        })
+            for k in self.ks for name in ranking
+        }) if ranking else None
+        self.list_metrics = [m for m in self.metrics if m in LIST_METRICS]
+        if 'popularity_rank' in self.list_metrics and exclude_links is None:
+            raise ValueError("'popularity_rank' ranks items by their "
+                             "training interactions: pass them as "
+                             "'exclude_links'")
+        #: Per-user values of the last evaluation, :obj:`{'<metric>@<K>':
+        #: [N]}` for the averaged metrics, aligned with :attr:`user_index`.
+        self.per_user: Dict[str, Tensor] = {}
+        #: The :obj:`N` users of :attr:`per_user` (those with a test item).
+        self.user_index: Optional[Tensor] = None
+        self._parts: Dict[str, list] = {}
+        self._counts: Dict[int, Tensor] = {}
+        self._degree: Optional[Tensor] = None
         self._cache: Dict[Tuple[int, int], dict] = {}
         self.num_users, self.num_items = num_users, num_items
         if num_users is not None or num_items is not None:
@@ -516,6 +553,8 @@ class RankingEvaluator:
                        for batch_users, excluded, label in _user_batches(
                            eval_users, self.batch_size, exclude, test)]
             self._cache = {(num_users, num_items): {None: batches}}
+            self._degree = None if exclude is None else torch.bincount(
+                exclude.col, minlength=num_items)
         per_device = self._cache[(num_users, num_items)]
         if device not in per_device:
             per_device[device] = _to_device(per_device[None], device)
@@ -540,13 +579,13 @@ class RankingEvaluator:
                              f"for num_users={self.num_users}, "
                              f"num_items={self.num_items}")
         batches = self.batches(num_users, num_items, user_emb.device)
-        self.collection.to(user_emb.device).reset()
+        self._reset(user_emb.device)
         for batch_users, excluded, label_index in batches:
             index, _ = exact_topk(user_emb[batch_users], item_emb,
                                   self.ks[-1], excluded,
                                   self.item_chunk_size, self.score_fn)
-            self._update(index, label_index, num_items)
-        return self._compute()
+            self._update(index, label_index, num_items, batch_users)
+        return self._compute(num_items)
 
     @torch.no_grad()
     def evaluate_scorer(
@@ -586,29 +625,65 @@ class RankingEvaluator:
                              f"num_items={self.num_items}")
         device = torch.device('cpu' if device is None else device)
         batches = self.batches(num_users, num_items, device)
-        self.collection.reset()
+        self._reset(None)
         for i, (batch_users, excluded, label_index) in enumerate(batches):
             index, _ = _scorer_topk_batch(scorer, batch_users, num_items,
                                           self.ks[-1], excluded)
             if index.device != device:  # Count where the scores are.
                 label_index = self.batches(num_users, num_items,
                                             index.device)[i][2]
-            self.collection.to(index.device)
-            self._update(index, label_index, num_items)
-        return self._compute()
+            if self.collection is not None:
+                self.collection.to(index.device)
+            self._update(index, label_index, num_items, batch_users)
+        return self._compute(num_items)
 
-    def _update(self, index: Tensor, label_index: Tensor,
-                num_items: int) -> None:
+    def _reset(self, device: Optional[torch.device]) -> None:
+        if self.collection is not None:
+            if device is not None:
+                self.collection.to(device)
+            self.collection.reset()
+        self._parts = {'users': []}
+        self._counts = {}
+
+    def _update(self, index: Tensor, label_index: Tensor, num_items: int,
+                batch_users: Tensor) -> None:
         # Padding (-1) must never match a label, so point it past all
         # items (PyG offsets rows by the largest index + 1).
         index.masked_fill_(index < 0, num_items)
-        self.collection.update(index, label_index)
+        self._parts['users'].append(batch_users.cpu())
+        if self.collection is not None:
+            self.collection.update(index, label_index)
+            # The same PyG definitions, one value per user:
+            data = LinkPredMetricData(index, label_index)
+            for name, metric in self.collection.items():
+                self._parts.setdefault(name, []).append(
+                    metric._compute(data).float().cpu())
+        if self.list_metrics:
+            for k in self.ks:
+                counts = recommendation_counts(index[:, :k], num_items).cpu()
+                self._counts[k] = counts if k not in self._counts else \
+                    self._counts[k] + counts
 
-    def _compute(self) -> Dict[str, float]:
-        return {
+    def _compute(self, num_items: int) -> Dict[str, float]:
+        parts = self._parts
+        self.user_index = torch.cat(parts.pop('users'))
+        self.per_user = {name: torch.cat(values)
+                         for name, values in parts.items()}
+        out = {} if self.collection is None else {
             name: float(value)
             for name, value in self.collection.compute().items()
         }
+        for k in self.ks:
+            counts = self._counts.get(k)
+            for name in self.list_metrics:
+                if name == 'coverage':
+                    out[f'coverage@{k}'] = item_coverage(counts)
+                elif name == 'gini':
+                    out[f'gini@{k}'] = gini_index(counts)
+                else:
+                    out[f'popularity_rank@{k}'] = mean_popularity_rank(
+                        counts, self._degree)
+        return out
 
 
 def evaluate_ranking(user_emb: Tensor, item_emb: Tensor, test_index: Tensor,

@@ -54,9 +54,11 @@ from pyg_lightgode.nn.models.graph_filters import (
     TurboCF,
     UserKNN,
 )
+from pyg_lightgode.nn.models.linear import EASE, RP3beta
 
 FILTERS = {'gfcf': GFCF, 'bspm': BSPM, 'chebycf': ChebyCF,
-           'turbocf': TurboCF, 'userknn': UserKNN, 'itemknn': ItemKNN}
+           'turbocf': TurboCF, 'userknn': UserKNN, 'itemknn': ItemKNN,
+           'ease': EASE, 'rp3beta': RP3beta}
 #: Filters whose :obj:`k` is a spectral rank (capped on small catalogues).
 SPECTRAL = ('gfcf', 'bspm', 'chebycf')
 
@@ -68,6 +70,12 @@ SPECTRAL = ('gfcf', 'bspm', 'chebycf')
 #: best Gowalla hybrid leaves them out.
 USERKNN_SETTINGS = dict(k=100, alpha=0.5, power=4.0)
 ITEMKNN_SETTINGS = dict(k=100, power=2.0)
+
+#: RP3beta as tuned on Gowalla by the Graph-RSs reproducibility study
+#: (RecSys 2023); EASE's lambda chosen on Gowalla's validation split
+#: (``benchmarks/bench_linear.py``). Used as they are on other datasets.
+RP3BETA_SETTINGS = dict(k=777, alpha=0.566, beta=0.001)
+EASE_SETTINGS = dict(reg=100.0)
 
 #: ChebyCF's official Gowalla settings (its repository's config).
 CHEBYCF_GOWALLA = dict(order=8, flatness=1.5, k=512, alpha=0.2, beta=0.4)
@@ -83,6 +91,8 @@ FILTER_SETTINGS = {
         'turbocf': dict(alpha=0.6, power=0.7, filter=1),
         'userknn': USERKNN_SETTINGS,
         'itemknn': ITEMKNN_SETTINGS,
+        'ease': EASE_SETTINGS,
+        'rp3beta': RP3BETA_SETTINGS,
     },
     'yelp2018': {
         'gfcf': dict(k=256, alpha=0.3),
@@ -94,6 +104,8 @@ FILTER_SETTINGS = {
         'turbocf': dict(alpha=0.6, power=1.0, filter=2),
         'userknn': USERKNN_SETTINGS,
         'itemknn': ITEMKNN_SETTINGS,
+        'ease': EASE_SETTINGS,
+        'rp3beta': RP3BETA_SETTINGS,
     },
 }
 

@@ -327,13 +327,15 @@ def _filter_classes() -> Dict[str, Type]:
         TurboCF,
         UserKNN,
     )
+    from pyg_lightgode.nn.models.linear import EASE, RP3beta
     return {'gfcf': GFCF, 'bspm': BSPM, 'chebycf': ChebyCF,
-            'turbocf': TurboCF, 'userknn': UserKNN, 'itemknn': ItemKNN}
+            'turbocf': TurboCF, 'userknn': UserKNN, 'itemknn': ItemKNN,
+            'ease': EASE, 'rp3beta': RP3beta}
 
 
 #: Graph filters a :class:`FilterRecommender` builds by name.
 FILTER_NAMES = ('gfcf', 'bspm', 'chebycf', 'turbocf', 'userknn',
-                'itemknn')
+                'itemknn', 'ease', 'rp3beta')
 
 
 class FilterRecommender(Recommender):
@@ -349,7 +351,8 @@ class FilterRecommender(Recommender):
     Args:
         name (str): :obj:`'gfcf'`, :obj:`'bspm'`, :obj:`'chebycf'`,
             :obj:`'turbocf'`,
-            :obj:`'userknn'` or :obj:`'itemknn'`.
+            :obj:`'userknn'`, :obj:`'itemknn'`, :obj:`'ease'` or
+            :obj:`'rp3beta'`.
         num_users (int): Users of the fitted graph.
         num_items (int): Catalogue size.
         edge_index (torch.Tensor): The interactions to fit :obj:`[2, E]`.

@@ -8,6 +8,7 @@ from .graph_filters import (
     UserKNN,
 )
 from .lightgode import LightGODE
+from .linear import EASE, RP3beta
 from .pinsage import PinSage
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     'BSPM',
     'ChebyCF',
     'TurboCF',
+    'EASE',
+    'RP3beta',
     'UserKNN',
     'ItemKNN',
     'Popularity',
