@@ -71,12 +71,14 @@ EXPECTED_SECONDS = {
                           'lightgcn-3': 140})},
     'gowalla': {'quick': dict(lightgode=120, pinsage=700, gfcf=60, bspm=200,
                               chebycf=600, turbocf=300, userknn=600,
-                              itemknn=300, hybrid=1200, **{
+                              itemknn=300, ease=600, rp3beta=600,
+                              hybrid=1200, **{
                                   'mf-bpr': 120, 'lightgcn-2': 1500,
                                   'lightgcn-3': 2100}),
                 'full': dict(lightgode=3600, pinsage=3600, gfcf=60,
                              bspm=200, chebycf=600, turbocf=300,
-                             userknn=600, itemknn=300, hybrid=6000, **{
+                             userknn=600, itemknn=300, ease=600,
+                             rp3beta=600, hybrid=6000, **{
                                  'mf-bpr': 7200, 'lightgcn-2': 200000,
                                  'lightgcn-3': 300000})},
 }

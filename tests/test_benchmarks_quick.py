@@ -27,15 +27,16 @@ def test_benchmark_runner_quick_mode(tmp_path):
     models = json.loads(out.read_text())['models']
     assert list(models) == ['lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3',
                             'pinsage', 'gfcf', 'bspm', 'chebycf', 'turbocf',
-                            'userknn', 'itemknn', 'hybrid']
+                            'ease', 'rp3beta', 'userknn', 'itemknn',
+                            'hybrid']
     for name, row in models.items():
         assert 0 < row['test']['recall@20'] <= 1, name
         assert 0 < row['test']['ndcg@20'] <= 1, name
         assert row['peak_mib'] > 0 and row['seconds'], name
     for name in ('lightgode', 'mf-bpr', 'pinsage'):
         assert models[name]['epochs_run'] == 1
-    for name in ('gfcf', 'bspm', 'chebycf', 'turbocf', 'userknn',
-                 'itemknn'):
+    for name in ('gfcf', 'bspm', 'chebycf', 'turbocf', 'ease', 'rp3beta',
+                 'userknn', 'itemknn'):
         assert set(models[name]['seconds']) == {'fit', 'score_and_rank'}
     hybrid = models['hybrid']
     assert hybrid['weights']['lightgode'] == 1.0 and hybrid['validation']

@@ -46,8 +46,8 @@ from typing import Any, Dict, List, Mapping
 #: filters, the hybrid).
 TRAINED_MODELS = ('lightgode', 'mf-bpr', 'lightgcn-2', 'lightgcn-3',
                   'pinsage')
-FILTER_MODELS = ('gfcf', 'bspm', 'chebycf', 'turbocf', 'userknn',
-                 'itemknn')
+FILTER_MODELS = ('gfcf', 'bspm', 'chebycf', 'turbocf', 'ease', 'rp3beta',
+                 'userknn', 'itemknn')
 MODELS = TRAINED_MODELS + FILTER_MODELS + ('hybrid', )
 DATASETS = ('movielens100k', 'gowalla', 'yelp2018')
 MODES = ('quick', 'full')
