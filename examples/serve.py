@@ -113,12 +113,16 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     try:
         recommender = load_recommender(args.artefact)
+    except (ArtefactError, ValueError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
         exclude = check_history(
             to_ids(recommender, tokens(args.exclude), args.raw_ids,
                    'error'), recommender.num_items, 'exclude',
             allow_empty=True)
-    except (ArtefactError, TypeError, ValueError) as e:
-        print(f'error: {e}', file=sys.stderr)
+    except (TypeError, ValueError) as e:
+        print(f'error: --exclude: {e}', file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f'loaded {recommender.kind} artefact ({recommender.num_items} '
           f'items) in {time.perf_counter() - start:.2f} s',

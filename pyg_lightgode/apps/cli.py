@@ -40,11 +40,17 @@ def randomly_split(dataset: str) -> bool:
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
                     argparse.RawDescriptionHelpFormatter):
     r"""Keeps the script's docstring as written and appends every
-    argument's default to its help, except for flags and :obj:`None`
-    defaults (which mean "not set" and are described by the help text)."""
+    argument's default to its help, except for flags and required
+    arguments: a :obj:`None` default shows as :obj:`(default: none)`
+    unless the help text already says what it means (names a
+    default)."""
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.nargs == 0:
-            return action.help or ''
+        text = action.help or ''
+        if action.nargs == 0 or action.required or \
+                action.default is argparse.SUPPRESS:
+            return text
+        if action.default is None:
+            return text if 'default' in text else f'{text} (default: none)'
         return super()._get_help_string(action)
 
 

@@ -94,13 +94,15 @@ class SafeProcessing:
         atomic_write(lambda tmp: super(SafeProcessing, cls).save(data_list,
                                                                  tmp), path)
 
-    def download(self) -> None:
+    def _download(self) -> None:
         missing = missing_files(self.raw_dir, self.raw_file_names)
+        if not missing:
+            return
         name = type(self).__name__
         print(f"{name}: {', '.join(missing)} missing from '{self.raw_dir}'; "
               f"downloading", file=sys.stderr)
         try:
-            super().download()
+            super()._download()
         except Exception as e:
             raise FileNotFoundError(
                 f"{name} needs {missing} in '{self.raw_dir}', which lacks "

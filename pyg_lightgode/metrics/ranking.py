@@ -50,6 +50,7 @@ from torch_geometric.metrics import (
 from torch_geometric.utils import cumsum
 
 from pyg_lightgode.data.bipartite import check_interactions
+from pyg_lightgode.data.progress import Progress
 from pyg_lightgode.metrics.retrieval import (
     INDEX_KINDS,
     ItemIndex,
@@ -552,6 +553,10 @@ class RankingEvaluator:
         training-free graph filter) instead of through embeddings; returns
         :obj:`{'<metric>@<K>': value}` as :meth:`__call__`.
 
+        Progress (users done, time left) is logged at INFO level to the
+        :obj:`'pyg_lightgode'` logger every few seconds
+        (:mod:`pyg_lightgode.data.progress`; silent by default).
+
         :obj:`scorer(batch_users)` is called with :obj:`batch_size` user ids
         at a time and returns their dense scores :obj:`[b, num_items]`; the
         excluded items are masked to :obj:`-inf` (on a copy) and the top
@@ -579,14 +584,18 @@ class RankingEvaluator:
         device = torch.device('cpu' if device is None else device)
         batches = self.batches(num_users, num_items, device)
         self.collection.reset()
+        progress = Progress('evaluate_scorer', sum(
+            b[0].numel() for b in batches), 'users')
         for i, (batch_users, excluded, label_index) in enumerate(batches):
             index, _ = _scorer_topk_batch(scorer, batch_users, num_items,
                                           self.ks[-1], excluded)
+            progress.update(batch_users.numel())
             if index.device != device:  # Count where the scores are.
                 label_index = self.batches(num_users, num_items,
                                             index.device)[i][2]
             self.collection.to(index.device)
             self._update(index, label_index, num_items)
+        progress.close()
         return self._compute()
 
     def _update(self, index: Tensor, label_index: Tensor,
