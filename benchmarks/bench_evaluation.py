@@ -34,7 +34,37 @@ import subprocess
 import sys
 import time
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--root', default='/tmp/pyg_lightgode_data', help='datasets folder')
+    add('--raw-dir', default=None,
+        help='directory with Gowalla train.txt/test.txt (or --synthetic)')
+    add('--synthetic', action='store_true',
+        help='random pairs and embeddings at Gowalla size')
+    cli.add_threads_argument(parser, default='1,2', several=True)
+    add('--repeat', type=int, default=3, help='interleaved timing rounds')
+    add('--k', type=int, default=20, help='metrics at this k')
+    add('--skip-pyg', action='store_true',
+        help="do not time PyG's evaluation loop")
+    add('--omp-wait-policy', default=None, choices=['ACTIVE', 'PASSIVE'],
+        help="OMP_WAIT_POLICY of the timed processes (default: the "
+        "environment's; on a loaded machine PASSIVE stops idle OpenMP "
+        "threads from spinning)")
+    add('--json', default=None, help='also write the results to this file')
+    add('--child', action='store_true', help=argparse.SUPPRESS)
+    return parser
+
+
+if __name__ == '__main__':  # --help and bad options: before torch loads.
+    build_parser().parse_args()
+
+import torch  # noqa: E402
 
 NUM_USERS, NUM_ITEMS, DIM = 29_858, 40_981, 64
 NUM_TRAIN, NUM_TEST = 810_128, 217_242
@@ -127,7 +157,7 @@ def timed(fn):
 
 
 def run(args) -> dict:
-    torch.set_num_threads(int(args.threads))
+    cli.set_threads(int(args.threads))
     from pyg_lightgode.metrics import RankingEvaluator
     load_before = os.getloadavg()
     if args.synthetic:
@@ -248,27 +278,9 @@ def report(r: dict) -> None:
                                   for key, value in r['metrics'].items()))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--root', default='data')
-    parser.add_argument('--raw-dir', default=None,
-                        help='directory with Gowalla train.txt/test.txt')
-    parser.add_argument('--synthetic', action='store_true',
-                        help='random pairs and embeddings at Gowalla size')
-    parser.add_argument('--threads', default='1,2',
-                        help='comma-separated thread counts, one process '
-                        'each')
-    parser.add_argument('--repeat', type=int, default=3)
-    parser.add_argument('--k', type=int, default=20)
-    parser.add_argument('--skip-pyg', action='store_true')
-    parser.add_argument('--omp-wait-policy', default=None,
-                        choices=['ACTIVE', 'PASSIVE'],
-                        help="OMP_WAIT_POLICY of the timed processes (on a "
-                        "loaded machine PASSIVE stops idle OpenMP threads "
-                        "from spinning)")
-    parser.add_argument('--json', default=None, help='also write results')
-    parser.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if not args.synthetic and args.raw_dir is None:
         parser.error('pass --raw-dir (Gowalla) or --synthetic')
     if args.child:
@@ -276,7 +288,7 @@ def main():
         return
 
     out = []
-    for threads in [int(t) for t in args.threads.split(',')]:
+    for threads in cli.thread_counts(args.threads):
         cmd = [sys.executable, __file__, '--child', '--threads',
                str(threads), '--repeat', str(args.repeat), '--k', str(args.k),
                '--root', args.root]

@@ -20,7 +20,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-from pyg_lightgode.apps.cli import add_data_arguments, make_parser  # noqa
+from pyg_lightgode.apps.cli import (  # noqa: E402 (standard library only)
+    add_data_arguments,
+    add_threads_argument,
+    make_parser,
+    set_threads,
+)
 
 #: Published settings, as candidates (RP3beta: Graph-RSs reproducibility
 #: study, RecSys 2023, tuned on Gowalla).
@@ -161,9 +166,11 @@ def main(argv=None):
     parser = make_parser(__doc__)
     add_data_arguments(parser, dataset='movielens100k')
     add = parser.add_argument
-    add('--model', default='ease', choices=('ease', 'rp3beta'))
+    add('--model', default='ease', choices=('ease', 'rp3beta'),
+        help='the model measured')
     add('--reg', default='100', help="EASE's lambda candidates (comma list)")
-    add('--dtype', default='float32', choices=('float32', 'float64'))
+    add('--dtype', default='float32', choices=('float32', 'float64'),
+        help="EASE's float type")
     add('--k', default='100', help="RP3beta's neighbours (comma list)")
     add('--alpha', default='1.0', help="RP3beta's alpha (comma list)")
     add('--beta', default='0.0', help="RP3beta's beta (comma list)")
@@ -183,15 +190,14 @@ def main(argv=None):
         help='a filter (e.g. gfcf) fitted and tested in the same run with '
         'its published settings, for a time ratio measured under the same '
         'load')
-    add('--threads', type=int, default=1)
+    add_threads_argument(parser)
     add('--json', default=None, help='write the result row as JSON')
     args = parser.parse_args(argv)
 
-    import torch
 
     from pyg_lightgode.apps.cli import load_split
     from pyg_lightgode.data.io import write_json
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     t0 = time.perf_counter()
     split = load_split(args)
     load_s = time.perf_counter() - t0

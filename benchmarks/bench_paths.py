@@ -16,19 +16,17 @@ graph, measured in the same run (interleaved, median of the repeats):
 Data: the Gowalla LightGCN split, or a random graph of its size with
 ``--synthetic``. Prints one line per path with its ratio to ``spmm``.
 """
-import argparse
 import os
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from pyg_lightgode.apps import cli  # noqa: E402 (standard library only)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0].replace('\n', ' '),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = cli.make_parser(__doc__)
     parser.add_argument('--root', default='data', help='datasets folder')
     parser.add_argument('--raw-dir', default=None,
                         help='folder with the Gowalla files')
@@ -38,9 +36,9 @@ def main(argv=None):
                         help='embedding size')
     parser.add_argument('--repeats', type=int, default=15,
                         help='timed calls per path (interleaved)')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads')
+    cli.add_threads_argument(parser)
     args = parser.parse_args(argv)
+    cli.set_threads(args.threads)
 
     import torch
     from torch_geometric.nn.conv.gcn_conv import gcn_norm
@@ -49,7 +47,6 @@ def main(argv=None):
     from pyg_lightgode.data.bipartite import bipartite_to_adj_t
     from pyg_lightgode.nn.conv import LightGODEConv
     from pyg_lightgode.nn.models import LightGODE
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.synthetic:
         U, I, E = 29858, 40981, 810128

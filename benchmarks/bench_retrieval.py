@@ -13,14 +13,39 @@ reported as a ratio against the exact path of the same run.
 
 Usage: ``python benchmarks/bench_retrieval.py --raw-dir DIR [--threads 1]``
 """
-import argparse
 import os
 import sys
 import time
 
-import torch
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--root', default='/tmp/pyg_lightgode_data', help='datasets folder')
+    add('--raw-dir', required=True,
+        help='folder with the Gowalla files (train.txt, test.txt)')
+    cli.add_threads_argument(parser)
+    add('--k', type=int, default=20, help='items retrieved per user')
+    add('--num-cells', type=int, default=None,
+        help="IVF cells of the approximate index (default: the index's "
+        "own choice)")
+    add('--visit', default='8,32,default',
+        help="comma-separated numbers of cells visited per query "
+        "('default': the index's own choice)")
+    add('--bits-per-vector', type=int, default=None,
+        help="PQ sub-vectors per vector (default: the index's own choice)")
+    return parser
+
+
+if __name__ == '__main__':  # --help and bad options: before torch loads.
+    build_parser().parse_args()
+
+import torch  # noqa: E402
 from bench_evaluation import gowalla_svd  # noqa: E402
 
 
@@ -37,21 +62,11 @@ def recall_at(found: torch.Tensor, exact: torch.Tensor) -> float:
     return float(hits.sum()) / float(valid.sum())
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--root', default='data')
-    parser.add_argument('--raw-dir', required=True)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--k', type=int, default=20)
-    parser.add_argument('--num-cells', type=int, default=None)
-    parser.add_argument('--visit', default='8,32,default',
-                        help='numbers of cells visited per query')
-    parser.add_argument('--bits-per-vector', type=int, default=None)
-    args = parser.parse_args()
-
-    torch.set_num_threads(args.threads)
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    cli.set_threads(args.threads)
     import faiss
-    faiss.omp_set_num_threads(args.threads)
+    faiss.omp_set_num_threads(torch.get_num_threads())
     from pyg_lightgode.metrics import ItemIndex, recommend
 
     load_before = os.getloadavg()
@@ -62,11 +77,11 @@ def main():
         return recommend(user_emb, item_emb, k=k, exclude_links=train_index,
                          index=index)
 
-    (_, exact), exact_wall, exact_cpu = timed(lambda: query('exact'))
+    (exact, _), exact_wall, exact_cpu = timed(lambda: query('exact'))
     rows = [('exact (blocked top-k)', 0.0, exact_wall, exact_cpu, 1.0)]
 
     mips, build_wall, _ = timed(lambda: ItemIndex(item_emb, kind='mips'))
-    (_, found), wall, cpu = timed(lambda: query(mips))
+    (found, _), wall, cpu = timed(lambda: query(mips))
     rows.append(('mips (faiss IndexFlatIP)', build_wall, wall, cpu,
                  recall_at(found, exact)))
 
@@ -79,7 +94,7 @@ def main():
         approx.knn_index.index.nprobe = visit  # faiss' cells per query.
         for refine in (1, 4):
             approx.refine = refine
-            (_, found), wall, cpu = timed(lambda: query(approx))
+            (found, _), wall, cpu = timed(lambda: query(approx))
             rows.append((f'approx-mips visit {visit}, refine {refine}',
                          build_wall, wall, cpu, recall_at(found, exact)))
             build_wall = 0.0  # Built once.

@@ -44,7 +44,6 @@ thread count.
 Usage: python benchmarks/bench_sampler.py [--threads 1,2] [--repeat 5]
        [--subset 200] [--seed 0]
 """
-import argparse
 import os
 import platform
 import random
@@ -54,15 +53,37 @@ import types
 from collections import Counter
 from pathlib import Path
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
 
-from pyg_lightgode.apps.training.pinsage import user_item_importance
-from pyg_lightgode.sampler import (
+
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    cli.add_threads_argument(parser, default='1,2', several=True)
+    add = parser.add_argument
+    add('--repeat', type=int, default=5,
+        help='timed runs per figure (the best counts)')
+    add('--subset', type=int, default=200,
+        help='seeds for the per-node Python reference')
+    add('--seed', type=int, default=0, help='seed of walks and seeds')
+    return parser
+
+
+if __name__ == '__main__':  # --help and bad options: before torch loads.
+    build_parser().parse_args()
+
+import torch  # noqa: E402
+
+from pyg_lightgode.apps.training.pinsage import (  # noqa: E402
+    user_item_importance,
+)
+from pyg_lightgode.sampler import (  # noqa: E402
     HardNegativeSampler,
     ImportanceNeighborhood,
     PinSageSampler,
 )
-from pyg_lightgode.sampler.random_walk import (
+from pyg_lightgode.sampler.random_walk import (  # noqa: E402
     bipartite_csr,
     metapath_random_walk,
     prepare_hops,
@@ -180,15 +201,8 @@ def hard_negative_rows(index, U, I, threads, repeat, g):
              took['importance'], '')]
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--threads', default='1,2',
-                        help='comma-separated torch thread counts')
-    parser.add_argument('--repeat', type=int, default=5)
-    parser.add_argument('--subset', type=int, default=200,
-                        help='seeds for the per-node Python reference')
-    parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args()
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     loaded = load_gowalla()
     source = 'Gowalla train.txt' if loaded else 'synthetic (Gowalla size)'
@@ -233,7 +247,7 @@ def main():
         py_secs[num_walks] = (time.perf_counter() - begin) * I / len(subset)
 
     rows = []
-    for threads in [int(t) for t in args.threads.split(',')]:
+    for threads in cli.thread_counts(args.threads):
         torch.set_num_threads(threads)
         if dgl is not None:
             dgl.utils.set_num_threads(threads)

@@ -44,7 +44,36 @@ import tempfile
 import time
 from typing import Dict, List, Tuple
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--scales', default='1,10',
+        help='comma-separated multiples of Gowalla')
+    cli.add_threads_argument(parser)
+    add('--chunk-size', type=int, default=16384,
+        help='rows per block (propagation, PinSage targets, users and items '
+        'in retrieval)')
+    add('--retrieval-users', type=int, default=10000,
+        help='users whose top-20 is retrieved (then extrapolated to all)')
+    add('--budget', type=float, default=600,
+        help='seconds for the whole run; later stages are skipped')
+    add('--seed', type=int, default=0, help='seed of the synthetic graphs')
+    add('--workdir', default=None,
+        help='where the temporary graphs and stores go (default: a '
+        'temporary folder)')
+    add('--stage', help=argparse.SUPPRESS)
+    return parser
+
+
+if __name__ == '__main__':  # --help and bad options: before torch loads.
+    build_parser().parse_args()
+
+import torch  # noqa: E402
 
 GOWALLA = dict(num_users=29858, num_items=40981, num_edges=1027370)
 CHANNELS = 64
@@ -313,26 +342,11 @@ def table(scales: List[float], runs: List[Dict]) -> str:
     return '\n'.join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--scales', default='1,10',
-                        help='comma-separated multiples of Gowalla')
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--chunk-size', type=int, default=16384,
-                        help='rows per block (propagation, PinSage targets, '
-                        'users and items in retrieval)')
-    parser.add_argument('--retrieval-users', type=int, default=10000)
-    parser.add_argument('--budget', type=float, default=600,
-                        help='seconds for the whole run; later stages are '
-                        'skipped')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--workdir', default=None,
-                        help='where the temporary graphs and stores go')
-    parser.add_argument('--stage', help=argparse.SUPPRESS)
-    args = parser.parse_args()
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    threads = cli.set_threads(args.threads)
 
     if args.stage:  # Child process: one stage, one JSON line.
-        torch.set_num_threads(args.threads)
         graph = torch.load(os.path.join(args.workdir, 'graph.pt'))
         # Page in the code and warm the allocator on a tiny graph first, so
         # that the measured peak grows with the data only.
@@ -348,7 +362,7 @@ def main():
     deadline = time.time() + args.budget
     scales = [float(s) for s in args.scales.split(',')]
     load = os.getloadavg()
-    print(f'torch {torch.__version__}, {args.threads} thread(s), '
+    print(f'torch {torch.__version__}, {threads} thread(s), '
           f'{os.cpu_count()} CPUs, load average {load[0]:.2f} '
           f'{load[1]:.2f} {load[2]:.2f}', flush=True)
     runs = [measure(scale, args, deadline) for scale in scales]

@@ -10,30 +10,40 @@ Accuracy is reported as the share of every reference singular vector that
 the basis captures (mean and minimum over the k vectors), the largest
 singular-value error, and the end metric (on ``--eval-users`` users).
 """
-import argparse
 import json
 import os
+import sys
 import time
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--dataset', default='gowalla', help=cli.DATASET_HELP)
+    add('--root', default='data', help='datasets folder')
+    add('--raw-dir', default=None,
+        help='folder with already-downloaded raw files (default: download)')
+    add('--k', type=int, default=256, help='singular vectors of the basis')
+    add('--krylov-niter', default='2,4,6',
+        help='comma-separated iteration counts of the block Krylov method')
+    add('--lowrank-niter', default='4',
+        help='comma-separated iteration counts of torch.svd_lowrank')
+    cli.add_threads_argument(parser)
+    add('--eval-users', type=int, default=5000,
+        help='GF-CF metrics on this many users drawn with seed 0 (0: all '
+        'users)')
+    add('--json', default=None, help='also write the rows to this file')
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--dataset', default='gowalla')
-    parser.add_argument('--root', default='data')
-    parser.add_argument('--raw-dir', default=None)
-    parser.add_argument('--k', type=int, default=256)
-    parser.add_argument('--krylov-niter', default='2,4,6')
-    parser.add_argument('--lowrank-niter', default='4')
-    parser.add_argument('--threads', type=int, default=2)
-    parser.add_argument('--eval-users', type=int, default=5000,
-                        help='GF-CF metrics on this many users drawn with '
-                        'seed 0 (0: all users)')
-    parser.add_argument('--json', default=None)
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help: before torch loads.
+    cli.set_threads(args.threads)
+    import torch
 
     from pyg_lightgode.datasets import load_dataset
     from pyg_lightgode.metrics import RankingEvaluator
@@ -42,7 +52,6 @@ def main(argv=None):
         normalize_interactions,
     )
     from pyg_lightgode.nn.models import GFCF
-    torch.set_num_threads(args.threads)
     split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir)
     U, I = split.num_users, split.num_items
     graph = torch.cat(split.known_interactions('test'), dim=1)

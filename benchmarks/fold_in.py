@@ -32,11 +32,12 @@ Latency: 1000 history queries (the training items of 1000 seeded random
 users, as anonymous histories) on the retrained model's tables, loaded from
 a serving artefact, one torch thread, top-20 with the history excluded.
 
-The ``--json`` file holds exactly the issue's keys; ``--details`` writes
-everything else (every rule, validation figures, incremental-vs-full
-propagation times, threads, load average, training epochs).
+The ``--json`` file holds exactly the issue's keys (``--print-json`` also
+prints them); ``--details`` writes everything else (every rule, validation
+figures, incremental-vs-full propagation times, threads, load average,
+training epochs). Progress (one line per stage and per training epoch) goes
+to standard error, a short summary to standard output.
 """
-import argparse
 import json
 import os
 import statistics
@@ -44,41 +45,48 @@ import sys
 import tempfile
 import time
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
 
 VAL_RATIO = {'gowalla': 0.1}
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.strip(),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--dataset', default='movielens100k',
-                        choices=('gowalla', 'movielens100k'))
-    parser.add_argument('--root', default='data',
-                        help='datasets folder (default: data)')
-    parser.add_argument('--raw-dir', default=None,
-                        help='already-downloaded raw files')
-    parser.add_argument('--json', default=None,
-                        help='write the issue-format JSON here')
-    parser.add_argument('--details', default=None,
-                        help='write every figure of the run here (JSON)')
-    parser.add_argument('--epochs', type=int, default=300,
-                        help='training budget of base and retrain models '
-                        '(default: 300, the official maximum)')
-    parser.add_argument('--patience', type=int, default=10,
-                        help='early-stopping patience (default: 10)')
-    parser.add_argument('--share', type=float, default=0.1,
-                        help='share of users / items held out (default 0.1)')
-    parser.add_argument('--seed', type=int, default=2020)
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads for training and fold-in '
-                        '(latency always uses 1) (default: 1)')
-    parser.add_argument('--queries', type=int, default=1000,
-                        help='history queries timed (default: 1000)')
-    parser.add_argument('--repeats', type=int, default=20,
-                        help='incremental updates timed (default: 20)')
-    return parser.parse_args(argv)
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--dataset', default='movielens100k',
+        choices=('gowalla', 'movielens100k'), help='the dataset')
+    add('--root', default='data', help='datasets folder')
+    add('--raw-dir', default=None,
+        help='folder with already-downloaded raw files (default: download '
+        'them)')
+    add('--json', default=None, help='write the issue-format JSON here')
+    add('--details', default=None,
+        help='write every figure of the run here (JSON)')
+    add('--print-json', action='store_true',
+        help='also print the issue-format JSON to standard output')
+    add('--epochs', type=int, default=300,
+        help='training budget of base and retrain models (300: the '
+        'official maximum)')
+    add('--patience', type=int, default=10, help='early-stopping patience')
+    add('--share', type=float, default=0.1,
+        help='share of users / items held out')
+    add('--seed', type=int, default=2020,
+        help='seed of the held-out nodes and of the training')
+    cli.add_threads_argument(parser)
+    add('--queries', type=int, default=1000,
+        help='history queries timed (always at one thread)')
+    add('--repeats', type=int, default=20, help='incremental updates timed')
+    add('--quiet', action='store_true',
+        help='no per-epoch lines (the stage lines stay)')
+    return parser
+
+
+if __name__ == '__main__':  # --help and bad options: before torch loads.
+    build_parser().parse_args()
+
+import torch  # noqa: E402
 
 
 def log(*args):
@@ -165,7 +173,8 @@ def reduced_split(split, side: int, new: torch.Tensor):
 # --------------------------------------------------------------------------
 # Training and evaluation
 # --------------------------------------------------------------------------
-def train(args, split):
+def train(args, split, what: str):
+    from pyg_lightgode.apps.training import format_epoch
     from pyg_lightgode.apps.training.recipes import (
         LIGHTGODE_SETTINGS,
         train_lightgode,
@@ -175,10 +184,16 @@ def train(args, split):
     model = LightGODE(split.num_users, split.num_items, embedding_dim=64,
                       t=tuned['t'], gamma=tuned['gamma'],
                       sparse=tuned['sparse'])
+
+    def progress(record):
+        if not args.quiet:
+            log(f'[{what}] ' + format_epoch(record, 'val ndcg@20'))
+
     result, seconds = timed(lambda: train_lightgode(
         model, split, epochs=args.epochs, patience=args.patience,
         batch_size=tuned['batch_size'], lr=tuned['lr'],
-        weight_decay=tuned['weight_decay'], seed=args.seed, progress=False))
+        weight_decay=tuned['weight_decay'], seed=args.seed, progress=False,
+        log=progress))
     info = {'seconds': seconds, 'best_epoch': result.best_epoch,
             'epochs_run': result.epochs_run,
             'seconds_per_epoch': result.seconds_per_epoch}
@@ -220,7 +235,7 @@ def fold_in_experiment(args, split, side: int, new, full_tables,
     log(f'[{what}] {new.numel()} new {what}, {fold_edges.size(1)} training '
         f'interactions to fold in; training the base model on '
         f'{base.train_index.size(1)} interactions')
-    user0, item0, base_info = train(args, base)
+    user0, item0, base_info = train(args, base, f'{what}: base')
     log(f'[{what}] base trained: {base_info}')
     select = dict(users=new) if side == 0 else dict(items=new)
     val_eval = evaluator(split, 'val', **select)
@@ -402,30 +417,50 @@ def latency(args, split, tables, rule):
              'load_average': [round(x, 2) for x in os.getloadavg()]})
 
 
+def summary(out: dict) -> str:
+    r"""The issue-format figures in a few lines."""
+    lines = []
+    for key in ('new_users', 'new_items'):
+        r = out[key]
+        lines.append(
+            f"{key}: fold-in Recall@20 {r['fold_in']['recall@20']:.4f} / "
+            f"NDCG@20 {r['fold_in']['ndcg@20']:.4f}, retrain "
+            f"{r['retrain']['recall@20']:.4f} / {r['retrain']['ndcg@20']:.4f}"
+            f"; seconds fold-in {r['seconds']['fold_in']:.3f}, retrain "
+            f"{r['seconds']['retrain']:.1f}")
+    lat = out['latency_ms']
+    lines.append(f"latency ms: p50 {lat['p50']}, p99 {lat['p99']}")
+    return '\n'.join(lines)
+
+
 def main(argv=None):
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = build_parser().parse_args(argv)
+    threads = cli.set_threads(args.threads)
     start = time.perf_counter()
     details = {'command': ' '.join(sys.argv), 'dataset': args.dataset,
                'epochs_budget': args.epochs, 'patience': args.patience,
-               'machine_start': machine(args.threads)}
+               'machine_start': machine(threads)}
     split = load_split(args)
     details['split'] = split.stats()
     new_users = held_out(split.num_users, args.share, args.seed, 1)
     new_items = held_out(split.num_items, args.share, args.seed, 2)
-    log(f'{args.dataset}: {split.stats()}; retraining on everything')
-    user_f, item_f, retrain_info = train(args, split)
+    log(f'{args.dataset}: {split.stats()}; {threads} thread(s); stage 1/5: '
+        f'retraining on everything')
+    user_f, item_f, retrain_info = train(args, split, 'retrain')
     details['retrain_training'] = retrain_info
     log(f'retrain: {retrain_info}')
     from pyg_lightgode.apps.serving.fold_in import one_step
     from pyg_lightgode.apps.training.recipes import LIGHTGODE_SETTINGS
     t = LIGHTGODE_SETTINGS[args.dataset]['t']
     full_tables = one_step(user_f, item_f, split.train_index, t)
+    log('stage 2/5: new users (base model, fold-in)')
     details['new_users'], base = fold_in_experiment(
         args, split, 0, new_users, full_tables, retrain_info)
+    log('stage 3/5: incremental propagation timings')
     details['incremental'] = incremental_timing(args, split, *base,
                                                 new_users)
     log(f"incremental: {details['incremental']}")
+    log('stage 4/5: new items (base model, fold-in)')
     details['new_items'], _ = fold_in_experiment(
         args, split, 1, new_items, full_tables, retrain_info)
     rule = select_rule(details['new_users'], details['new_items'])
@@ -434,17 +469,23 @@ def main(argv=None):
         key: select_rule(details[key]) for key in ('new_users', 'new_items')}
     out = {'new_users': report(details['new_users'], rule),
            'new_items': report(details['new_items'], rule)}
+    log(f'stage 5/5: {args.queries} history queries from an artefact')
     out['latency_ms'], details['latency'] = latency(
         args, split, (user_f, item_f), rule)
-    details['machine_end'] = machine(args.threads)
+    details['machine_end'] = machine(threads)
     details['total_seconds'] = time.perf_counter() - start
-    print(json.dumps(out, indent=1))
-    log(json.dumps(details, indent=1))
+    print(f'rule {rule} (chosen on validation), '
+          f"{details['total_seconds']:.0f} s in all")
+    print(summary(out))
+    if args.print_json:
+        print(json.dumps(out, indent=1))
     from pyg_lightgode.data.io import write_json
     if args.json:
         write_json(out, args.json)
+        print(f'wrote {args.json}')
     if args.details:
         write_json(details, args.details)
+        print(f'wrote {args.details}')
 
 
 if __name__ == '__main__':

@@ -30,7 +30,6 @@ Usage::
 
 ``--max-users N`` keeps the first N users (and the items they trained on).
 """
-import argparse
 import json
 import os
 import os.path as osp
@@ -41,9 +40,40 @@ import time
 import traceback
 from typing import Callable, Dict, List, Optional
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--raw-dir', default=None,
+        help='folder with the Gowalla raw files (or --synthetic)')
+    add('--root', default=None,
+        help='dataset cache (default: a temporary folder)')
+    add('--synthetic', action='store_true',
+        help='a synthetic graph instead of Gowalla')
+    add('--device', default='cuda', help='the device checked against CPU')
+    add('--json', default=None, help='also write the results to this file')
+    add('--quick', action='store_true',
+        help='CPU peers of per-user work on --cpu-users users')
+    add('--cpu-users', type=int, default=2048,
+        help='users of the CPU peers with --quick (scaled to all users)')
+    add('--max-users', type=int, default=None,
+        help='keep only the first N users (default: all)')
+    add('--reps', type=int, default=3, help='timed repetitions (best counts)')
+    add('--skip-timings', action='store_true',
+        help='only the device-equals-CPU checks')
+    # The lent GPU machines have their cores to themselves: the CPU peers
+    # use all of them unless told otherwise.
+    cli.add_threads_argument(parser, default=0)
+    return parser
+
+
+if __name__ == '__main__':  # --help and bad options: before torch loads.
+    build_parser().parse_args()
+
+import torch  # noqa: E402
 
 from pyg_lightgode.data import BipartiteSplit  # noqa: E402
 
@@ -414,23 +444,9 @@ def markdown(result: Dict) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--raw-dir', default=None,
-                        help='folder with the Gowalla raw files')
-    parser.add_argument('--root', default=None,
-                        help='dataset cache (default: a temporary folder)')
-    parser.add_argument('--synthetic', action='store_true',
-                        help='a synthetic graph instead of Gowalla')
-    parser.add_argument('--device', default='cuda')
-    parser.add_argument('--json', default=None)
-    parser.add_argument('--quick', action='store_true',
-                        help='CPU peers of per-user work on --cpu-users users')
-    parser.add_argument('--cpu-users', type=int, default=2048)
-    parser.add_argument('--max-users', type=int, default=None,
-                        help='keep only the first N users')
-    parser.add_argument('--reps', type=int, default=3)
-    parser.add_argument('--skip-timings', action='store_true')
+    parser = build_parser()
     args = parser.parse_args(argv)
+    cli.set_threads(args.threads)
 
     start = time.perf_counter()
     device = torch.device(args.device)

@@ -14,12 +14,36 @@ r"""Micro-benchmarks, each with a peer measured in the same run:
 Data: the Gowalla LightGCN split (29,858 users, 40,981 items, 810,128
 training pairs), or a random graph of that size with ``--synthetic``.
 """
-import argparse
 import os
 import platform
+import sys
 import time
 
-import torch
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+
+
+def build_parser():
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--root', default='data', help='datasets folder')
+    add('--raw-dir', default=None,
+        help='folder with the Gowalla files (default: download them)')
+    add('--synthetic', action='store_true',
+        help='a random graph of Gowalla size instead of Gowalla')
+    add('--batch-size', type=int, default=1024,
+        help='training pairs per batch')
+    add('--lightgcn-batches', type=int, default=20,
+        help="timed batches of PyG's LightGCN (its epoch is extrapolated)")
+    cli.add_threads_argument(parser)
+    return parser
+
+
+if __name__ == '__main__':  # --help and bad options: before torch loads.
+    build_parser().parse_args()
+
+import torch  # noqa: E402
 
 
 def best_of(fn, repeat=3):
@@ -118,17 +142,9 @@ def propagation_times(split):
     return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--root', default='data')
-    parser.add_argument('--raw-dir', default=None)
-    parser.add_argument('--synthetic', action='store_true')
-    parser.add_argument('--batch-size', type=int, default=1024)
-    parser.add_argument('--lightgcn-batches', type=int, default=20)
-    parser.add_argument('--threads', type=int,
-                        default=torch.get_num_threads())
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    args.threads = cli.set_threads(args.threads)
     print(f'{platform.machine()}, {os.cpu_count()} cores, {args.threads} '
           f'threads, torch {torch.__version__}, load average '
           f'{os.getloadavg()[0]:.1f}')

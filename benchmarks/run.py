@@ -28,7 +28,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Optional
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from pyg_lightgode.apps.cli import HelpFormatter  # noqa: E402
+from pyg_lightgode.apps.cli import (  # noqa: E402
+    HelpFormatter,
+    add_threads_argument,
+)
 from pyg_lightgode.apps.configs import (  # noqa: E402 (no torch import)
     DATASETS,
     FILTER_MODELS,
@@ -324,7 +327,7 @@ def run_model(args) -> dict:
 
     from pyg_lightgode.datasets import load_dataset
     from pyg_lightgode.apps.training.trainer import seed_everything
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     seed_everything(args.seed)
     split = load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
                          **({'val_ratio': VAL_RATIO[args.dataset]}
@@ -515,9 +518,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="override the mode's epoch budget")
     add('--seed', type=int, default=None,
         help="random seed (default: the config's, else 2020)")
-    add('--threads', type=int, default=1,
-        help='torch threads per model (one thread does not collapse when '
-        'other jobs share the cores)')
+    add_threads_argument(parser)
     add('--cache', default=None,
         help="folder for LightGODE's trained tables, shared by the "
         'lightgode and hybrid rows')
@@ -591,6 +592,8 @@ def main(argv=None):
                      f"on {config['dataset']}: about {seconds / 3600:.0f} "
                      f"h. Pick a file in configs/, name the --models, or "
                      f"pass --models all to confirm")
+    for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):  # Before torch.
+        os.environ[name] = str(args.threads or os.cpu_count() or 1)
     command = 'python benchmarks/run.py ' + ' '.join(
         argv if argv is not None else sys.argv[1:])
     rows = []

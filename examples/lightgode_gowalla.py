@@ -10,6 +10,13 @@ it, files missing from <root>/gowalla/raw are downloaded. The model and
 optimiser settings not given on the command line are the ones tuned for
 --dataset (LIGHTGODE_SETTINGS, measured in BENCHMARKS.md).
 
+A checkpoint is written after every epoch (by default into
+<root>/<dataset>/checkpoints/, named after the training settings): rerun
+the same command after an interruption and it resumes from the last
+finished epoch; --no-checkpoint turns this off. Training uses one torch
+thread by default (--threads), which is the fastest choice whenever other
+jobs share the cores.
+
 The same script trains data-parallel on N processes (CPU, gloo):
 
     torchrun --nproc_per_node=N examples/lightgode_gowalla.py --raw-dir ...
@@ -20,6 +27,7 @@ checkpoint and evaluates.
 """
 import argparse
 import json
+import os
 import sys
 
 from pyg_lightgode.apps import cli
@@ -63,12 +71,15 @@ def parse_args(doc, dataset, argv=None):
     cli.add_output_arguments(
         parser, plot_help='save a PNG of the sweeps and the training curve '
         '(needs matplotlib)',
-        quiet_help='no progress bars (the per-epoch log stays)')
+        quiet_help='no progress bars (the per-epoch log stays)',
+        checkpoint=cli.AUTO_CHECKPOINT)
+    cli.add_threads_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(doc=__doc__, dataset='gowalla', argv=None):
     args = parse_args(doc, dataset, argv)  # --help exits before torch loads.
+    cli.set_threads(args.threads)
     from pyg_lightgode.apps.training.distributed import (
         destroy_distributed,
         init_distributed,
@@ -111,16 +122,21 @@ def sweep_panels(rows, history):
 def run(args):
     import resource
 
+    import torch
+
+    from pyg_lightgode.apps.training import (
+        LIGHTGODE_SETTINGS,
+        print_epochs,
+        seed_everything,
+    )
     from pyg_lightgode.apps.training.distributed import (
         is_main_process,
         main_process_first,
     )
     from pyg_lightgode.apps.training.recipes import (
-        LIGHTGODE_SETTINGS,
         sweep_propagation,
         train_lightgode,
     )
-    from pyg_lightgode.apps.training.trainer import seed_everything
     from pyg_lightgode.data.io import write_json
     from pyg_lightgode.nn.models import LightGODE
 
@@ -140,17 +156,29 @@ def run(args):
     model = LightGODE(split.num_users, split.num_items, args.dim, t=args.t,
                       gamma=args.gamma, method=args.method,
                       step_size=args.step_size, sparse=args.sparse)
+    # The settings that change the training name its checkpoint.
+    checkpoint = cli.checkpoint_path(args, 'lightgode', {
+        key: getattr(args, key) for key in (
+            'dataset', 'val_ratio', 'seed', 'dim', 'gamma', 'sparse',
+            'batch_size', 'lr', 'weight_decay')})
+    if main and checkpoint:
+        state = 'resuming it' if os.path.exists(checkpoint) else 'new'
+        print(f'checkpoint {checkpoint} ({state}; --no-checkpoint: none)')
+    metric = 'val ndcg@20' if split.val_index is not None else \
+        'test ndcg@20 (no validation part)'
     result = train_lightgode(
         model, split, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, patience=args.patience,
-        seed=args.seed, checkpoint=args.checkpoint, progress=not args.quiet,
-        log=lambda r: print(json.dumps(r), flush=True))
+        seed=args.seed, checkpoint=checkpoint, progress=not args.quiet,
+        log=print_epochs(metric))
     if not main:
         return None  # Replicas are identical; rank 0 evaluates and reports.
-    print(f'best epoch {result.best_epoch} (val NDCG@20 '
+    print(f'best epoch {result.best_epoch} ({metric} '
           f'{result.best_score:.4f}), {result.seconds_per_epoch:.1f} s/epoch')
 
-    report = {'args': vars(args), 'best_epoch': result.best_epoch,
+    report = {'args': vars(args), 'checkpoint': checkpoint,
+              'threads': torch.get_num_threads(),
+              'best_epoch': result.best_epoch,
               'seconds_per_epoch': result.seconds_per_epoch,
               'history': result.history}
     report['test'] = test_metrics(model, split, args.t)

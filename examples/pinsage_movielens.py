@@ -16,7 +16,6 @@ from <root>/<dataset>/raw are downloaded. Ablations: --pooling mean,
 (features only: the genres do not identify a movie, and accuracy drops
 below popularity) or --input ids.
 """
-import json
 import sys
 
 from pyg_lightgode.apps import cli
@@ -69,8 +68,6 @@ def parse_args(defaults, doc=__doc__, argv=None):
         help='how a user embedding pools its training items\' embeddings')
     add('--num-workers', type=int, default=0,
         help='sampling processes (0: sample in the main process)')
-    add('--threads', type=int, default=None,
-        help='torch threads (default: torch\'s choice)')
     add = parser.add_argument_group('evaluation').add_argument
     add('--i2i-ks', default='10,100',
         help='comma-separated K of the item-to-item hit rate')
@@ -79,6 +76,7 @@ def parse_args(defaults, doc=__doc__, argv=None):
     cli.add_output_arguments(
         parser, plot_help='save a PNG of the training curve (needs '
         'matplotlib)', quiet_help='no progress bars or per-epoch log')
+    cli.add_threads_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -103,19 +101,19 @@ def walk_options(args):
 
 def main(defaults=MOVIELENS, argv=None, doc=__doc__):
     args = parse_args(defaults, doc, argv)  # --help exits before torch loads.
+    cli.set_threads(args.threads)
     import torch
 
-    from pyg_lightgode.apps.training.pinsage import (
+    from pyg_lightgode.apps.training import (
         pinsage_embeddings,
+        print_epochs,
+        seed_everything,
         train_pinsage,
     )
-    from pyg_lightgode.apps.training.trainer import seed_everything
     from pyg_lightgode.data.io import write_json
     from pyg_lightgode.metrics import evaluate_ranking, item_to_item_metrics
     from pyg_lightgode.metrics.item_to_item import item_to_item_pairs
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     split = cli.load_split(args)
     print(f'{args.dataset}: {split.stats()}')
@@ -123,7 +121,7 @@ def main(defaults=MOVIELENS, argv=None, doc=__doc__):
     result = train_pinsage(
         model, split, epochs=args.epochs, patience=args.patience,
         checkpoint=args.checkpoint, progress=not args.quiet,
-        log=None if args.quiet else lambda r: print(json.dumps(r)),
+        log=None if args.quiet else print_epochs('val ndcg@20'),
         seed=args.seed, batch_size=args.batch_size, lr=args.lr,
         lr_decay=args.lr_decay, margin=args.margin,
         num_negatives=args.num_negatives,

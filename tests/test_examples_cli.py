@@ -57,7 +57,7 @@ def test_help_names_the_dataset_shows_defaults_without_torch(script):
     assert result['seconds'] < 2.0
 
 
-def test_help_formatter_hides_unset_defaults_and_flags():
+def test_help_formatter_shows_unset_defaults_and_hides_flags():
     parser = cli.make_parser('Title.\n\n    indented usage line')
     parser.add_argument('--n', type=int, default=3, help='a number')
     parser.add_argument('--path', default=None, help='a path')
@@ -65,7 +65,7 @@ def test_help_formatter_hides_unset_defaults_and_flags():
     text = parser.format_help()
     assert '    indented usage line' in text  # Kept as written.
     assert 'a number (default: 3)' in text
-    assert 'a path\n' in text and 'a flag\n' in text
+    assert 'a path (default: none)\n' in text and 'a flag\n' in text
 
 
 def test_dataset_options():

@@ -13,7 +13,11 @@ Example:
     >>> split = load_split(args)  # MovieLens-100K, 7:2:1 per user
 """
 import argparse
-from typing import Any, Dict, Mapping, Sequence
+import hashlib
+import json
+import os
+import sys
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 #: Share of every user's interactions that the random splits (MovieLens, CSV
 #: tables) keep for test: MovieLens's usual 8:1:1 is
@@ -36,11 +40,17 @@ def randomly_split(dataset: str) -> bool:
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
                     argparse.RawDescriptionHelpFormatter):
     r"""Keeps the script's docstring as written and appends every
-    argument's default to its help, except for flags and :obj:`None`
-    defaults (which mean "not set" and are described by the help text)."""
+    argument's default to its help, except for flags and required
+    arguments: a :obj:`None` default shows as :obj:`(default: none)`
+    unless the help text already says what it means (names a
+    default)."""
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default is None or action.nargs == 0:
-            return action.help or ''
+        text = action.help or ''
+        if action.nargs == 0 or action.required or \
+                action.default is argparse.SUPPRESS:
+            return text
+        if action.default is None:
+            return text if 'default' in text else f'{text} (default: none)'
         return super()._get_help_string(action)
 
 
@@ -78,22 +88,96 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset: str,
     return group
 
 
+#: :obj:`--checkpoint auto`: a file named after the run's settings in
+#: :obj:`<root>/<dataset>/checkpoints` (see :func:`checkpoint_path`).
+AUTO_CHECKPOINT = 'auto'
+
+
 def add_output_arguments(parser: argparse.ArgumentParser,
                          plot_help: str = 'save a PNG of the run '
                          '(needs matplotlib)',
-                         quiet_help: str = 'no progress bars'
+                         quiet_help: str = 'no progress bars',
+                         checkpoint: Optional[str] = None,
                          ) -> argparse._ArgumentGroup:
-    r"""Adds :obj:`--checkpoint`, :obj:`--json`, :obj:`--plot` and
-    :obj:`--quiet`."""
+    r"""Adds :obj:`--checkpoint` (default :obj:`checkpoint`; with
+    :obj:`'auto'` also :obj:`--no-checkpoint`), :obj:`--json`,
+    :obj:`--plot` and :obj:`--quiet`."""
     group = parser.add_argument_group('output')
     add = group.add_argument
-    add('--checkpoint', default=None,
-        help='checkpoint file written after every epoch; an existing one is '
-        'resumed')
+    if checkpoint == AUTO_CHECKPOINT:
+        add('--checkpoint', default=AUTO_CHECKPOINT,
+            help="checkpoint file written after every epoch and resumed "
+            "when it exists; 'auto': <root>/<dataset>/checkpoints/<a name "
+            "made of the training settings>.pt, so that rerunning the same "
+            "command after an interruption resumes it")
+        add('--no-checkpoint', dest='checkpoint', action='store_const',
+            const=None, help='write no checkpoint (and resume none)')
+    else:
+        add('--checkpoint', default=checkpoint,
+            help='checkpoint file written after every epoch; an existing '
+            'one is resumed')
     add('--json', default=None, help='write the results to this JSON file')
     add('--plot', default=None, help=plot_help)
     add('--quiet', action='store_true', help=quiet_help)
     return group
+
+
+#: The default of :obj:`--threads`: one torch thread. On a 2-core machine
+#: shared with other jobs, an epoch of LightGODE on MovieLens-100K took
+#: THREADS_EVIDENCE (see :func:`add_threads_argument`).
+DEFAULT_THREADS = 1
+THREADS_HELP = ('torch (OpenMP) threads; 0: one per core. More threads '
+                'help only on idle cores: when other jobs share them, '
+                'OpenMP threads spin while waiting for each other and a '
+                'run slows down many times')
+
+
+def add_threads_argument(parser: argparse.ArgumentParser,
+                         default: Any = DEFAULT_THREADS,
+                         several: bool = False) -> argparse.Action:
+    r"""Adds :obj:`--threads` (default :data:`DEFAULT_THREADS`, one torch
+    thread), which :func:`set_threads` applies. One thread is the default
+    because more collapse when the cores are shared (measured in the
+    README: LightGODE on MovieLens-100K, 2 cores, other jobs running).
+    With :obj:`several`, a comma-separated list of thread counts that a
+    benchmark measures in turn (:func:`thread_counts` parses it)."""
+    if several:
+        return parser.add_argument(
+            '--threads', default=str(default),
+            help='comma-separated torch thread counts, each measured in '
+            'turn (timings at more threads than idle cores mislead: '
+            'OpenMP threads spin while waiting for each other)')
+    return parser.add_argument('--threads', type=int, default=default,
+                               help=THREADS_HELP)
+
+
+def thread_counts(value: str) -> list:
+    r"""The thread counts of a :obj:`--threads 1,2` list."""
+    try:
+        counts = [int(t) for t in str(value).split(',') if t.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise ValueError(f"'--threads' must be comma-separated positive "
+                         f"integers (got {value!r})")
+    return counts
+
+
+def set_threads(threads: Optional[int]) -> int:
+    r"""Applies :obj:`--threads`: :obj:`OMP_NUM_THREADS` and
+    :obj:`MKL_NUM_THREADS` where torch is not imported yet (so that every
+    OpenMP pool starts with that size) and
+    :func:`torch.set_num_threads`. :obj:`0` or :obj:`None` means one thread
+    per core (:func:`os.cpu_count`). Returns the thread count."""
+    if threads is not None and threads < 0:
+        raise ValueError(f"'--threads' must be >= 0 (got {threads})")
+    count = threads or os.cpu_count() or 1
+    if 'torch' not in sys.modules:
+        for name in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+            os.environ[name] = str(count)
+    import torch
+    torch.set_num_threads(count)
+    return count
 
 
 def fill_defaults(args: argparse.Namespace,
@@ -139,6 +223,23 @@ def load_split(args: argparse.Namespace, **options):
     return load_dataset(args.dataset, args.root, raw_dir=args.raw_dir,
                         **dataset_options(args.dataset, args.val_ratio,
                                           args.seed), **options)
+
+
+def checkpoint_path(args: argparse.Namespace, prefix: str,
+                    settings: Mapping[str, Any]) -> Optional[str]:
+    r"""The checkpoint file of a run: :obj:`args.checkpoint` as given, or,
+    for :data:`AUTO_CHECKPOINT`, :obj:`<root>/<dataset>/checkpoints/
+    <prefix>-<hash>.pt` where the hash covers :obj:`settings` (those that
+    change the training: a run with other settings gets another file
+    rather than resuming a foreign one). :obj:`None`: no checkpoint."""
+    if args.checkpoint != AUTO_CHECKPOINT:
+        return args.checkpoint
+    text = json.dumps({k: settings[k] for k in sorted(settings)},
+                      sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    name = args.dataset.replace(':', '_').replace(os.sep, '_')
+    return os.path.join(args.root, name, 'checkpoints',
+                        f'{prefix}-{digest}.pt')
 
 
 def save_plot(panels: Sequence[Mapping[str, Any]], path: str) -> bool:

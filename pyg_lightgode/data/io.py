@@ -1,6 +1,8 @@
 import json
 import os
-from typing import Any, Callable
+import os.path as osp
+import re
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 
@@ -30,3 +32,61 @@ def write_json(obj: Any, path: str) -> None:
         with open(tmp, 'w') as f:
             json.dump(obj, f, indent=1)
     atomic_write(write, path)
+
+
+def _process_start_time(pid: int) -> Optional[float]:
+    r"""When process :obj:`pid` started (Unix seconds), where /proc tells."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            ticks = int(f.read().rsplit(')', 1)[1].split()[19])
+        with open('/proc/stat') as f:
+            boot = next(int(line.split()[1]) for line in f
+                        if line.startswith('btime '))
+        return boot + ticks / os.sysconf('SC_CLK_TCK')
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _writer_is_gone(pid: int, mtime: float) -> bool:
+    if pid == os.getpid():
+        return False
+    if not 0 < pid < 2**31:  # no process can have this id
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. PermissionError: alive, another user's
+        pass
+    start = _process_start_time(pid)
+    # The pid is alive; it is a reused pid if it started after the write.
+    return start is not None and mtime < start - 1.0
+
+
+def remove_stale_tmp_files(folder: str, names: Sequence[str]) -> List[str]:
+    r"""Removes :obj:`<name>.tmp-<pid>` files that
+    :func:`~pyg_lightgode.data.io.atomic_write` left in :obj:`folder`
+    when its process was killed mid-write: only for the given file
+    :obj:`names`, and only where process :obj:`pid` is gone (or the pid now
+    belongs to a process started after the file was written). Returns the
+    removed paths."""
+    if not osp.isdir(folder):
+        return []
+    patterns = [re.compile(re.escape(name) + r'\.tmp-([0-9]{1,10})')
+                for name in names]
+    removed = []
+    for entry in os.listdir(folder):
+        match = next((m for m in (p.fullmatch(entry) for p in patterns) if m),
+                     None)
+        if match is None:
+            continue
+        path = osp.join(folder, entry)
+        try:
+            mtime = os.stat(path).st_mtime
+            if osp.isfile(path) and _writer_is_gone(int(match.group(1)),
+                                                   mtime):
+                os.remove(path)
+                removed.append(path)
+        except FileNotFoundError:  # removed by a concurrent run
+            pass
+    return removed

@@ -2,7 +2,6 @@ r"""The adjacency-list format of the LightGCN/NGCF splits (Gowalla,
 Yelp2018, Amazon-Book): its checked readers (:func:`read_lightgcn_file`,
 :func:`read_id_list`) and :class:`LightGCNDataset`, the PyG dataset the
 three public splits share."""
-import os
 import os.path as osp
 import re
 import warnings
@@ -11,15 +10,15 @@ from typing import Callable, List, NamedTuple, Optional, Sequence
 import numpy as np
 import torch
 from torch_geometric.data import HeteroData, InMemoryDataset, download_url
-from torch_geometric.data.data import BaseData
 
 from pyg_lightgode.data.bipartite import ITEM, RATED_BY, RATES, USER
-from pyg_lightgode.data.io import atomic_write
+from pyg_lightgode.data.io import remove_stale_tmp_files  # noqa: F401
 from pyg_lightgode.datasets.interaction_table import (
     UINT_PATTERN,
     file_error,
     read_complete_text,
 )
+from pyg_lightgode.datasets.safe import SafeProcessing
 
 _TEXT = re.compile(r'[0-9 \t\r\n]*')
 _MAX_DIGITS = 12  # far above any real catalogue; guards int64 overflow
@@ -178,65 +177,7 @@ def _dense_count(what: str, list_name: str, ids: Sequence[np.ndarray],
         f"('org_id remap_id' per {what}) to fix the number of {what}s")
 
 
-def _process_start_time(pid: int) -> Optional[float]:
-    r"""When process :obj:`pid` started (Unix seconds), where /proc tells."""
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            ticks = int(f.read().rsplit(')', 1)[1].split()[19])
-        with open('/proc/stat') as f:
-            boot = next(int(line.split()[1]) for line in f
-                        if line.startswith('btime '))
-        return boot + ticks / os.sysconf('SC_CLK_TCK')
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-
-
-def _writer_is_gone(pid: int, mtime: float) -> bool:
-    if pid == os.getpid():
-        return False
-    if not 0 < pid < 2**31:  # no process can have this id
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0: only asks whether the process exists
-    except ProcessLookupError:
-        return True
-    except OSError:  # e.g. PermissionError: alive, another user's
-        pass
-    start = _process_start_time(pid)
-    # The pid is alive; it is a reused pid if it started after the write.
-    return start is not None and mtime < start - 1.0
-
-
-def remove_stale_tmp_files(folder: str, names: Sequence[str]) -> List[str]:
-    r"""Removes :obj:`<name>.tmp-<pid>` files that
-    :func:`~pyg_lightgode.data.io.atomic_write` left in :obj:`folder`
-    when its process was killed mid-write: only for the given file
-    :obj:`names`, and only where process :obj:`pid` is gone (or the pid now
-    belongs to a process started after the file was written). Returns the
-    removed paths."""
-    if not osp.isdir(folder):
-        return []
-    patterns = [re.compile(re.escape(name) + r'\.tmp-([0-9]{1,10})')
-                for name in names]
-    removed = []
-    for entry in os.listdir(folder):
-        match = next((m for m in (p.fullmatch(entry) for p in patterns) if m),
-                     None)
-        if match is None:
-            continue
-        path = osp.join(folder, entry)
-        try:
-            mtime = os.stat(path).st_mtime
-            if osp.isfile(path) and _writer_is_gone(int(match.group(1)),
-                                                   mtime):
-                os.remove(path)
-                removed.append(path)
-        except FileNotFoundError:  # removed by a concurrent run
-            pass
-    return removed
-
-
-class LightGCNDataset(InMemoryDataset):
+class LightGCNDataset(SafeProcessing, InMemoryDataset):
     r"""Base class of the public splits in the format of the `"LightGCN:
     Simplifying and Powering Graph Convolution Network for Recommendation"
     <https://arxiv.org/abs/2002.02126>`_ (and NGCF) repositories; a
@@ -271,8 +212,9 @@ class LightGCNDataset(InMemoryDataset):
       :func:`read_lightgcn_file`).
 
     The processed file is written atomically; temporary files that a killed
-    run left in :obj:`processed/` are removed by the next run (see
-    :func:`remove_stale_tmp_files`).
+    run left in :obj:`processed/` are removed by the next run, unreadable
+    processed files are rebuilt, and a failed download names the missing
+    files (see :class:`~pyg_lightgode.datasets.safe.SafeProcessing`).
 
     Args:
         root (str): Root directory where the dataset should be saved.
@@ -314,11 +256,6 @@ class LightGCNDataset(InMemoryDataset):
             if not osp.exists(osp.join(self.raw_dir, name)):
                 download_url(f'{self.url}/{name}', self.raw_dir)
 
-    def _process(self) -> None:
-        remove_stale_tmp_files(self.processed_dir,
-                               [osp.basename(p) for p in self.processed_paths])
-        super()._process()
-
     def process(self) -> None:
         train_path, test_path = self.raw_paths
         train = read_lightgcn_file(train_path)
@@ -359,14 +296,6 @@ class LightGCNDataset(InMemoryDataset):
             data = self.pre_transform(data)
 
         self.save([data], self.processed_paths[0])
-
-    @classmethod
-    def save(cls, data_list: Sequence[BaseData], path: str) -> None:
-        atomic_write(
-            lambda tmp: super(LightGCNDataset, cls).save(data_list, tmp),
-            path)
-
-
 
 
 _LIGHTGCN_DATA = ('https://raw.githubusercontent.com/gusye1234/'

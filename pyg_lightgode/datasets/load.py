@@ -21,6 +21,10 @@ RAW_FILES = {
     'movielens100k': ['u.data', 'u.item', 'u.user', 'u1.base', 'u1.test'],
     'movielens1m': ['ratings.dat', 'movies.dat', 'users.dat'],
 }
+#: The raw files without which a dataset cannot be built (the LightGCN id
+#: lists are optional).
+REQUIRED_RAW_FILES = {key: names[:2] if names is LIGHTGCN_FILES else names
+                      for key, names in RAW_FILES.items()}
 DATASET_NAMES = tuple(RAW_FILES) + ('csv:<path>', )
 LIGHTGCN_DATASETS = {'gowalla': Gowalla, 'yelp2018': Yelp2018,
                      'amazon-book': AmazonBook}
@@ -104,8 +108,11 @@ def load_dataset(name: str, root: Optional[str] = None,
         root (str): Folder for the datasets; each goes to
             :obj:`root/<name>/{raw,processed}` (not needed for CSV).
         raw_dir (str, optional): Folder with already-downloaded raw files,
-            linked into :obj:`root/<name>/raw` by :func:`link_raw_files`
-            before anything is downloaded.
+            linked into :obj:`root/<name>/raw` by :func:`link_raw_files`;
+            when it is given, nothing is downloaded: a required file that
+            neither folder holds raises :class:`FileNotFoundError` naming
+            it and both folders. Without it, missing files are downloaded,
+            and a failed download names them.
         **options: For the LightGCN splits:
             :obj:`val_ratio` (default :obj:`0`: no validation; else this
             share of every user's training interactions becomes validation
@@ -125,7 +132,18 @@ def load_dataset(name: str, root: Optional[str] = None,
         raise ValueError(f"'root' is required to load {name!r}")
     root = osp.join(root, key)
     if raw_dir is not None:
+        if not osp.isdir(raw_dir):
+            raise FileNotFoundError(f"'raw_dir' (--raw-dir) '{raw_dir}' is "
+                                    f"not a folder")
         link_raw_files(raw_dir, osp.join(root, 'raw'), RAW_FILES[key])
+        lacking = [name for name in REQUIRED_RAW_FILES[key]
+                   if not osp.exists(osp.join(root, 'raw', name))]
+        if lacking:  # A folder was given: never download behind its back.
+            raise FileNotFoundError(
+                f"{key} needs the raw files {lacking}, which neither "
+                f"'raw_dir' (--raw-dir) '{raw_dir}' nor "
+                f"'{osp.join(root, 'raw')}' holds; put them into one of "
+                f"them, or drop raw_dir to download the dataset")
     if key.startswith('movielens'):
         return load_movielens(root, key[len('movielens'):], **options)
     return _load_lightgcn(key, root, **options)

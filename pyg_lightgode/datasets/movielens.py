@@ -15,8 +15,20 @@ from torch_geometric.datasets import MovieLens1M, MovieLens100K
 from pyg_lightgode.data.bipartite import BipartiteSplit
 from pyg_lightgode.data.preprocess import build_split
 from pyg_lightgode.datasets.interaction_table import file_error, read_int_rows
+from pyg_lightgode.datasets.safe import SafeProcessing
 
 RATING_COLUMNS = ('user', 'item', 'rating', 'timestamp')
+
+
+class SafeMovieLens100K(SafeProcessing, MovieLens100K):
+    r"""PyG's :class:`~torch_geometric.datasets.MovieLens100K` with
+    :class:`~pyg_lightgode.datasets.safe.SafeProcessing`: atomic processed
+    file, recovery from interrupted runs, missing raw files named."""
+
+
+class SafeMovieLens1M(SafeProcessing, MovieLens1M):
+    r"""PyG's :class:`~torch_geometric.datasets.MovieLens1M` with
+    :class:`~pyg_lightgode.datasets.safe.SafeProcessing`."""
 
 
 class MovieLensVersion(NamedTuple):
@@ -31,9 +43,9 @@ class MovieLensVersion(NamedTuple):
 
 
 VERSIONS = {
-    '100k': MovieLensVersion(MovieLens100K, 'u.data', 'u.item', 'u.user',
+    '100k': MovieLensVersion(SafeMovieLens100K, 'u.data', 'u.item', 'u.user',
                              '\t', '|', r'(\d{4})\s*$', 2),
-    '1m': MovieLensVersion(MovieLens1M, 'ratings.dat', 'movies.dat',
+    '1m': MovieLensVersion(SafeMovieLens1M, 'ratings.dat', 'movies.dat',
                            'users.dat', '::', '::', r'\((\d{4})\)\s*$', 1),
 }
 

@@ -52,6 +52,7 @@ from torch_geometric.nn.pool.knn import KNNOutput
 from torch_geometric.utils import cumsum
 
 from pyg_lightgode.data.bipartite import check_interactions
+from pyg_lightgode.data.progress import Progress
 from pyg_lightgode.metrics.beyond import (
     gini_index,
     item_coverage,
@@ -599,6 +600,10 @@ class RankingEvaluator:
         training-free graph filter) instead of through embeddings; returns
         :obj:`{'<metric>@<K>': value}` as :meth:`__call__`.
 
+        Progress (users done, time left) is logged at INFO level to the
+        :obj:`'pyg_lightgode'` logger every few seconds
+        (:mod:`pyg_lightgode.data.progress`; silent by default).
+
         :obj:`scorer(batch_users)` is called with :obj:`batch_size` user ids
         at a time and returns their dense scores :obj:`[b, num_items]`; the
         excluded items are masked to :obj:`-inf` (on a copy) and the top
@@ -626,15 +631,19 @@ class RankingEvaluator:
         device = torch.device('cpu' if device is None else device)
         batches = self.batches(num_users, num_items, device)
         self._reset(None)
+        progress = Progress('evaluate_scorer', sum(
+            b[0].numel() for b in batches), 'users')
         for i, (batch_users, excluded, label_index) in enumerate(batches):
             index, _ = _scorer_topk_batch(scorer, batch_users, num_items,
                                           self.ks[-1], excluded)
+            progress.update(batch_users.numel())
             if index.device != device:  # Count where the scores are.
                 label_index = self.batches(num_users, num_items,
                                             index.device)[i][2]
             if self.collection is not None:
                 self.collection.to(index.device)
             self._update(index, label_index, num_items, batch_users)
+        progress.close()
         return self._compute(num_items)
 
     def _reset(self, device: Optional[torch.device]) -> None:

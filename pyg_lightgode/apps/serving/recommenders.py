@@ -57,10 +57,33 @@ ARTEFACT_FORMAT = 'pyg_lightgode.serving'
 ARTEFACT_VERSION = 1
 
 
+_INT64_MIN, _INT64_MAX = -2**63, 2**63 - 1
+
+
 class ArtefactError(ValueError):
     r"""A serving artefact cannot be loaded: missing, empty, damaged, not a
     weights-only file (refused unread), of another format or version, or
     with missing or malformed entries. The message names the file."""
+
+
+class NonFiniteScoresError(ValueError):
+    r"""A recommender computed NaN or infinite scores (tables so large, or
+    an ODE time so long, that the arithmetic overflows), so it has no
+    ranking to return. The message says which values were involved."""
+
+
+def check_finite_scores(scores: Tensor, what: str) -> Tensor:
+    r"""Returns :obj:`scores`, or raises :class:`NonFiniteScoresError`
+    naming :obj:`what` when any is NaN or infinite (a ranking of NaN scores
+    would be arbitrary)."""
+    finite = torch.isfinite(scores)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise NonFiniteScoresError(
+            f"{what}: {bad} of {scores.numel()} scores are NaN or infinite "
+            f"(the tables or the ODE time are so large that the arithmetic "
+            f"overflows); no ranking can be returned")
+    return scores
 
 
 # --------------------------------------------------------------------------
@@ -82,7 +105,13 @@ def _as_ids(values, name: str, allow_empty: bool) -> Tensor:
         if bad:
             raise TypeError(f"'{name}' must hold integer item ids (got "
                             f"{bad[0]!r}); map raw ids with lookup() first")
-        ids = torch.tensor([int(v) for v in values], dtype=torch.long)
+        values = [int(v) for v in values]
+        huge = [v for v in values if not _INT64_MIN <= v <= _INT64_MAX]
+        if huge:  # torch.tensor would fail with an overflow naming nothing
+            raise ValueError(f"'{name}' holds the item id {huge[0]}, far "
+                             f"outside any catalogue (ids are 0..num_items"
+                             f"-1)")
+        ids = torch.tensor(values, dtype=torch.long)
     if ids.dim() != 1:
         raise ValueError(f"'{name}' must be 1-D (got shape "
                          f"{list(ids.shape)})")
@@ -174,10 +203,15 @@ class Recommender:
             :obj:`(ids [k'], scores [k'])` with :math:`k' = \min(k, I -
             |\text{history} \cup \text{exclude}|)`: fewer than :obj:`k`
             (possibly none) when the exclusions leave fewer items.
+
+        Raises :class:`NonFiniteScoresError` when a score is NaN or
+        infinite.
         """
         k = _check_k(k)
         items = check_history(history, self.num_items)
-        scores = self.score_history(items).clone()
+        scores = check_finite_scores(self.score_history(items),
+                                     f'{self.kind} scores of the history')
+        scores = scores.clone()
         scores[items] = float('-inf')
         masked = items
         if exclude is not None:
@@ -309,13 +343,29 @@ class LightGODERecommender(Recommender):
         if config['rule'] not in E0_RULES:
             raise ArtefactError(f"{where}: unknown E0 rule "
                                 f"{config['rule']!r}")
-        user, item, index = (_tensor(tensors, name, where) for name in
-                             ('user_e0', 'item_e0', 'edge_index'))
+        user, item = (_tensor(tensors, name, where) for name in
+                      ('user_e0', 'item_e0'))
+        index = _index_tensor(tensors, 'edge_index', where)
+        for name, table in (('user_e0', user), ('item_e0', item)):
+            if table.dim() != 2 or not table.is_floating_point():
+                raise ArtefactError(f"{where}: the tensor '{name}' must be "
+                                    f"a 2-D floating-point table (got "
+                                    f"{table.dtype} {list(table.shape)})")
+        _check_item_count(config, item.size(0), where)
         try:
-            return cls(user, item, index.long(), t=config['t'],
-                       rule=config['rule'], item_ids=config.get('item_ids'))
+            out = cls(user, item, index, t=config['t'],
+                      rule=config['rule'], item_ids=config.get('item_ids'))
         except (TypeError, ValueError) as e:
             raise ArtefactError(f"{where}: {e}") from e
+        for name, table in (('user', out.fold.user_embedding),
+                            ('item', out.fold.item_embedding)):
+            if not bool(torch.isfinite(table).all()):
+                raise ArtefactError(
+                    f"{where}: the propagated {name} table holds NaN or "
+                    f"infinite values (t = {config['t']!r}, largest stored "
+                    f"|value| {float(torch.cat([user, item]).abs().max()):g})"
+                    f": the tables or the ODE time are too large to score")
+        return out
 
 
 def _filter_classes() -> Dict[str, Type]:
@@ -395,10 +445,13 @@ class FilterRecommender(Recommender):
         _expect(config, 'name', str, where)
         _expect(config, 'num_users', int, where)
         _expect(config, 'kwargs', dict, where)
-        index = _tensor(tensors, 'edge_index', where)
+        index = _index_tensor(tensors, 'edge_index', where)
+        _check_item_count(config, None, where)
+        for row, key in ((0, 'num_users'), (1, 'num_items')):
+            _check_plausible_count(config[key], key, index[row], where)
         try:
             return cls(config['name'], config['num_users'],
-                       config['num_items'], index.long(),
+                       config['num_items'], index,
                        item_ids=config.get('item_ids'), **config['kwargs'])
         except (TypeError, ValueError) as e:
             raise ArtefactError(f"{where}: {e}") from e
@@ -445,9 +498,11 @@ class ItemEmbeddingRecommender(Recommender):
 
     @classmethod
     def _from_payload(cls, config, tensors, where):
+        item_emb = _tensor(tensors, 'item_emb', where)
+        _check_item_count(config, item_emb.size(0) if item_emb.dim() else 0,
+                          where)
         try:
-            return cls(_tensor(tensors, 'item_emb', where),
-                       item_ids=config.get('item_ids'))
+            return cls(item_emb, item_ids=config.get('item_ids'))
         except (TypeError, ValueError) as e:
             raise ArtefactError(f"{where}: {e}") from e
 
@@ -472,6 +527,63 @@ def _tensor(tensors: Dict, name: str, where: str) -> Tensor:
     if not isinstance(value, Tensor):
         raise ArtefactError(f"{where} lacks the tensor '{name}'")
     return value
+
+
+def _index_tensor(tensors: Dict, name: str, where: str) -> Tensor:
+    r"""The interaction tensor :obj:`name` as :obj:`int64`; a float, bool
+    or complex tensor (whose cast would silently truncate ids) or one not
+    shaped :obj:`[2, E]` raises :class:`ArtefactError` naming it."""
+    value = _tensor(tensors, name, where)
+    if value.is_floating_point() or value.is_complex() or \
+            value.dtype == torch.bool:
+        raise ArtefactError(f"{where}: the tensor '{name}' must hold "
+                            f"integer node ids (got {value.dtype}); it is "
+                            f"not cast, which would truncate ids silently")
+    if value.dim() != 2 or value.size(0) != 2:
+        raise ArtefactError(f"{where}: the tensor '{name}' must have shape "
+                            f"[2, E] (got {list(value.shape)})")
+    return value.long()
+
+
+#: Nodes a filter artefact may claim beyond those its stored interactions
+#: name, besides one per stored interaction (see
+#: :func:`_check_plausible_count`).
+SPARE_NODES = 1024
+
+
+def _check_plausible_count(claimed: int, key: str, ids: Tensor,
+                           where: str) -> None:
+    r"""A count from an artefact's config must be at least the largest
+    stored id + 1 and at most that plus the number of stored interactions
+    plus :data:`SPARE_NODES`: so the memory a load allocates stays in
+    proportion to what the file holds, and a small file that claims
+    :math:`10^9` users raises instead of allocating gigabytes."""
+    used = int(ids.max()) + 1 if ids.numel() else 0
+    limit = used + ids.numel() + SPARE_NODES
+    if claimed < max(used, 1) or claimed > limit:
+        raise ArtefactError(
+            f"{where}: config entry '{key}' = {claimed} is implausible for "
+            f"the {ids.numel()} stored interactions, whose ids need "
+            f"{used}; at most {limit} are accepted (the file is damaged or "
+            f"was not written by Recommender.save)")
+
+
+def _check_item_count(config: Dict, num_items: Optional[int],
+                      where: str) -> None:
+    r""":obj:`num_items` of the config against the item table actually
+    stored (:obj:`num_items`, if any) and the stored raw ids, before
+    anything is built."""
+    claimed = config['num_items']
+    if num_items is not None and claimed != num_items:
+        raise ArtefactError(f"{where}: config says {claimed} items, the "
+                            f"stored table holds {num_items}")
+    item_ids = config.get('item_ids')
+    if item_ids is not None and (not isinstance(item_ids, list)
+                                 or len(item_ids) != claimed):
+        count = len(item_ids) if isinstance(item_ids, list) else \
+            type(item_ids).__name__
+        raise ArtefactError(f"{where}: config says {claimed} items but "
+                            f"lists {count} raw item ids")
 
 
 def load_recommender(path: str) -> Recommender:

@@ -24,6 +24,8 @@ from .trainer import (
     InteractionBatches,
     Trainer,
     TrainResult,
+    format_epoch,
+    print_epochs,
     read_checkpoint,
     seed_everything,
 )
@@ -38,6 +40,8 @@ __all__ = [
     'InteractionBatches',
     'Trainer',
     'read_checkpoint',
+    'format_epoch',
+    'print_epochs',
     'TrainResult',
     'seed_everything',
     'PinSageTraining',

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pyg_lightgode.data.io import atomic_save
+from pyg_lightgode.data.io import atomic_save, remove_stale_tmp_files
 from pyg_lightgode.apps.training.distributed import (
     all_reduce_sum,
     barrier,
@@ -353,7 +353,17 @@ class Trainer:
             batches; its state is checkpointed so resumed runs repeat exactly.
         schedulers (list, optional): LR schedulers stepped once per epoch.
         progress (bool, optional): Show tqdm progress bars.
-        log (callable, optional): Called with each epoch's record.
+        log (callable, optional): Called with each epoch's record:
+            :obj:`epoch`, :obj:`loss`, :obj:`train_seconds`, with
+            validation :obj:`val`, :obj:`val_seconds`, :obj:`best_epoch`,
+            :obj:`best` and (with :obj:`patience`) :obj:`patience_left`,
+            and :obj:`epochs_left_at_most` / :obj:`eta_seconds` (the
+            epochs that may still run and their estimated time).
+            :func:`print_epochs` prints them as :func:`format_epoch` lines.
+
+    A checkpoint's :obj:`<file>.tmp-<pid>` files that a killed run left
+    behind are removed when :meth:`fit` starts (see
+    :func:`~pyg_lightgode.data.io.remove_stale_tmp_files`).
     """
     def __init__(self, model: torch.nn.Module, optimizers: List[Any],
                  max_epochs: int, patience: Optional[int] = 10,
@@ -439,6 +449,10 @@ class Trainer:
         """
         start, best_epoch, best_score = 1, 0, -float('inf')
         best_state, history = None, []
+        main = is_main_process()
+        if self.checkpoint and main:  # What a killed run left behind.
+            folder, name = os.path.split(os.path.abspath(self.checkpoint))
+            remove_stale_tmp_files(folder, [name])
         if (self.checkpoint and self.resume
                 and os.path.exists(self.checkpoint)):
             state = self._resume(self.checkpoint)
@@ -446,7 +460,6 @@ class Trainer:
             best_epoch, best_score = state['best_epoch'], state['best_score']
             best_state, history = state['best_state'], state['history']
 
-        main = is_main_process()
         epoch = start - 1
         for epoch in range(start, self.max_epochs + 1):
             if self._stopped(epoch - 1, best_epoch):
@@ -479,6 +492,8 @@ class Trainer:
             if score > best_score:
                 best_epoch, best_score = epoch, score
                 best_state = copy.deepcopy(self.model.state_dict())
+            self._progress_entries(record, history, best_epoch, best_score,
+                                   validate is not None)
             history.append(record)
             if self.log is not None and main:
                 self.log(record)
@@ -494,9 +509,71 @@ class Trainer:
         return TrainResult(best_epoch=best_epoch, best_score=best_score,
                            epochs_run=epoch, history=history)
 
+    def _progress_entries(self, record, history, best_epoch, best_score,
+                          validated: bool) -> None:
+        epoch = record['epoch']
+        left = self.max_epochs - epoch
+        if validated:
+            record.update(best_epoch=best_epoch, best=best_score)
+            if self.patience is not None:
+                patience = self.patience - (epoch - best_epoch)
+                record['patience_left'] = patience
+                left = min(left, patience)
+        # Mean seconds of the epochs of this run (a resumed run's earlier
+        # epochs may have run on other cores) times the epochs that may
+        # still run.
+        recent = history[-4:] + [record]
+        per_epoch = sum(h['train_seconds'] + h.get('val_seconds', 0.0)
+                        for h in recent) / len(recent)
+        record['epochs_left_at_most'] = left
+        record['eta_seconds'] = per_epoch * left
+
     def _stopped(self, last_epoch: int, best_epoch: int) -> bool:
         return (self.patience is not None and last_epoch > 0
                 and last_epoch - best_epoch >= self.patience)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f'{seconds} s'
+    if seconds < 3600:
+        return f'{seconds // 60} min {seconds % 60:02d} s'
+    return f'{seconds // 3600} h {seconds % 3600 // 60:02d} min'
+
+
+def format_epoch(record: Dict[str, Any], metric: str = 'val') -> str:
+    r"""The one-line report of an epoch record of :class:`Trainer`, e.g.
+    :obj:`epoch 7: loss 0.0123, val ndcg@20 0.0651 (best 0.0660 at epoch 5,
+    patience 8 left), 21.3 s/epoch, at most 3 min 12 s left (9 epochs)`.
+    :obj:`metric` names the validation score (:obj:`record['val']`). The
+    time left is the mean time of the last epochs times the epochs that may
+    still run (up to the epoch budget, or until the patience runs out)."""
+    parts = [f"epoch {record['epoch']}: loss {record['loss']:.4f}"]
+    if 'val' in record:
+        text = f"{metric} {record['val']:.4f}"
+        if 'best_epoch' in record:
+            best = f"best {record['best']:.4f} at epoch {record['best_epoch']}"
+            if 'patience_left' in record:
+                best += f", patience {record['patience_left']} left"
+            text += f' ({best})'
+        parts.append(text)
+    seconds = record['train_seconds'] + record.get('val_seconds', 0.0)
+    parts.append(f'{seconds:.1f} s/epoch')
+    if 'eta_seconds' in record:
+        left = record['epochs_left_at_most']
+        parts.append(f"at most {_duration(record['eta_seconds'])} left "
+                     f"({left} epoch{'s' if left != 1 else ''})")
+    return ', '.join(parts)
+
+
+def print_epochs(metric: str = 'val') -> Callable[[Dict[str, Any]], None]:
+    r"""A :obj:`log` callable for :class:`Trainer` that prints
+    :func:`format_epoch` of every record (flushed, for logs of long
+    runs)."""
+    def log(record: Dict[str, Any]) -> None:
+        print(format_epoch(record, metric), flush=True)
+    return log
 
 
 class InteractionBatches:

@@ -23,6 +23,7 @@ from torch_geometric.typing import SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
 
 from pyg_lightgode.data.bipartite import to_csr
+from pyg_lightgode.data.progress import Progress
 from pyg_lightgode.data.validation import (
     check_finite_float,
     check_positive_int,
@@ -237,9 +238,13 @@ def _block_krylov(graph: NormalizedGraph, k: int, niter: int,
     block = torch.randn(num_items, width, generator=generator,
                         dtype=dtype).to(graph.matrix.device)
     blocks = []
+    progress = Progress(f'ideal basis (block Krylov, k={k})', niter + 1,
+                        'blocks')
     for _ in range(niter + 1):
         block, _ = torch.linalg.qr(item_item(block, graph, block=128))
         blocks.append(block)
+        progress.update()
+    progress.close()
     basis, _ = torch.linalg.qr(torch.cat(blocks, dim=1))  # [I, m]
     user_side = torch.sparse.mm(graph.matrix, basis)  # [U, m] = R~ Q
     gram = (user_side.t() @ user_side).double()

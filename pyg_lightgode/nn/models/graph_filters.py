@@ -229,9 +229,17 @@ class GraphFilter(Scorer):
 
     def forward(self, rows: Tensor) -> Tensor:
         r"""Scores :obj:`[b, I]` of interaction rows :obj:`[b, I]` (dense or
-        torch.sparse), fitted users or not."""
+        torch.sparse), fitted users or not. Rows holding NaN or infinite
+        values raise :class:`ValueError` (their scores would be NaN)."""
         self._require_fit()
-        return self.filter(rows_to_item_major(rows, self.num_items)).t()
+        x = rows_to_item_major(rows, self.num_items)
+        if not bool(torch.isfinite(x).all()):
+            bad = (~torch.isfinite(x)).any(dim=0).nonzero().view(-1)
+            raise ValueError(f"'rows' holds NaN or infinite values (in rows "
+                             f"{bad[:10].tolist()}"
+                             f"{' ...' if bad.numel() > 10 else ''}); an "
+                             f"interaction row must be finite")
+        return self.filter(x).t()
 
     def score(self, users: Tensor) -> Tensor:
         r"""Scores :obj:`[b, I]` of fitted users by id."""
