@@ -1,0 +1,288 @@
+r"""A graph whose rows are split across :mod:`torch.distributed` ranks.
+
+Every rank owns some nodes (contiguous ranges of node ids, balanced by
+edges), their rows of the adjacency and their rows of every node table. A
+rank's rows of the adjacency form an :math:`n \times (n + h)` CSR matrix
+whose first :math:`n` columns are its own nodes (in its local order) and
+whose last :math:`h` columns are the *halo*: the remote nodes its rows
+reach. :meth:`GraphPartition.gather` fetches the halo rows of a node table
+from their owners with one :func:`torch.distributed.all_to_all_single`, so
+that one product is the core's sparse product on the local block
+(:class:`~pyg_lightgode.nn.conv.LightGODEConv` takes the partition as its
+:obj:`partition` argument).
+
+Every function of this module that takes a process group is collective:
+all ranks call it, in the same order.
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from pyg_lightgode.data.bipartite import check_interactions, quiet_sparse_csr
+from pyg_lightgode.nn.filters.operators import inv_degree_power
+from pyg_lightgode.sampler.random_walk import to_csr
+
+
+def _world(group=None):
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(group), dist.get_world_size(group)
+    return 0, 1
+
+
+def collective_device(group=None) -> torch.device:
+    r"""The device collectives of :obj:`group` need: the current CUDA device
+    under NCCL, the CPU otherwise."""
+    if dist.is_available() and dist.is_initialized() and \
+            dist.get_backend(group) == 'nccl':
+        return torch.device('cuda', torch.cuda.current_device())
+    return torch.device('cpu')
+
+
+def edge_balanced_bounds(degree: Tensor, world_size: int) -> List[int]:
+    r"""Splits nodes :obj:`0..N-1` into :obj:`world_size` contiguous ranges
+    :obj:`[bounds[r], bounds[r + 1])` of about equal cost, a node costing
+    its degree plus one (its table row).
+
+    Shapes:
+        - **input:** degrees :math:`(N)`
+        - **output:** :math:`W + 1` bounds, :obj:`bounds[0] = 0`,
+          :obj:`bounds[W] = N`
+    """
+    if world_size < 1:
+        raise ValueError(f"'world_size' must be positive (got {world_size})")
+    num_nodes = degree.numel()
+    cost = torch.cumsum(degree.double() + 1, 0)
+    targets = cost[-1] * torch.arange(1, world_size, dtype=torch.float64) \
+        / world_size if num_nodes else torch.zeros(world_size - 1)
+    cuts = torch.searchsorted(cost, targets).tolist() if num_nodes else \
+        [0] * (world_size - 1)
+    return [0] + [min(int(c), num_nodes) for c in cuts] + [num_nodes]
+
+
+@dataclass
+class NodeSplit:
+    r"""Which rank owns which node: node ids are cut into contiguous
+    segments (sorted by start), each owned by one rank and placed at an
+    offset of its owner's local rows. :func:`bipartite_split` builds the
+    usual one (users and items each split by edges)."""
+    #: First node id of every segment :obj:`[S]` (ascending).
+    starts: Tensor
+    #: Owner of every segment :obj:`[S]`.
+    owners: Tensor
+    #: Local row of every segment's first node on its owner :obj:`[S]`.
+    offsets: Tensor
+    #: Number of nodes.
+    num_nodes: int
+    world_size: int
+
+    @classmethod
+    def contiguous(cls, bounds: Sequence[int]) -> 'NodeSplit':
+        r"""Rank :obj:`r` owns nodes :obj:`bounds[r]..bounds[r + 1] - 1`."""
+        world_size = len(bounds) - 1
+        return cls(torch.tensor(bounds[:-1]), torch.arange(world_size),
+                   torch.zeros(world_size, dtype=torch.long), int(bounds[-1]),
+                   world_size)
+
+    def segment(self, ids: Tensor) -> Tensor:
+        return torch.bucketize(ids, self.starts, right=True) - 1
+
+    def owner(self, ids: Tensor) -> Tensor:
+        r"""The rank owning each node of :obj:`ids`."""
+        return self.owners[self.segment(ids)]
+
+    def local(self, ids: Tensor) -> Tensor:
+        r"""Each node's row on its owner."""
+        seg = self.segment(ids)
+        return ids - self.starts[seg] + self.offsets[seg]
+
+    def ranges(self, rank: int) -> List[tuple]:
+        r"""The :obj:`(start, end)` node ranges rank :obj:`rank` owns, in
+        its local order."""
+        ends = torch.cat([self.starts[1:], torch.tensor([self.num_nodes])])
+        segs = (self.owners == rank).nonzero().flatten().tolist()
+        segs.sort(key=lambda s: int(self.offsets[s]))
+        return [(int(self.starts[s]), int(ends[s])) for s in segs]
+
+    def nodes(self, rank: int) -> Tensor:
+        r"""The global ids of rank :obj:`rank`'s nodes, in local order."""
+        parts = [torch.arange(s, e) for s, e in self.ranges(rank)]
+        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long)
+
+    def num_local(self, rank: int) -> int:
+        return sum(e - s for s, e in self.ranges(rank))
+
+    def take(self, table: Tensor, rank: int) -> Tensor:
+        r"""Rank :obj:`rank`'s rows of a full node table (for tests and for
+        tables every rank can read)."""
+        return torch.cat([table[s:e] for s, e in self.ranges(rank)])
+
+
+def bipartite_split(index: Tensor, num_users: int, num_items: int,
+                    world_size: int) -> NodeSplit:
+    r"""Users (nodes :obj:`0..U-1`) and items (:obj:`U..U+I-1`) each split
+    into :obj:`world_size` contiguous ranges balanced by edges; rank
+    :obj:`r` holds its users first, then its items."""
+    user_deg = torch.bincount(index[0], minlength=num_users)
+    item_deg = torch.bincount(index[1], minlength=num_items)
+    ub = edge_balanced_bounds(user_deg, world_size)
+    ib = edge_balanced_bounds(item_deg, world_size)
+    starts, owners, offsets = [], [], []
+    for r in range(world_size):
+        starts += [ub[r], num_users + ib[r]]
+        owners += [r, r]
+        offsets += [0, ub[r + 1] - ub[r]]
+    order = sorted(range(len(starts)), key=lambda i: (starts[i], i))
+    return NodeSplit(torch.tensor([starts[i] for i in order]),
+                     torch.tensor([owners[i] for i in order]),
+                     torch.tensor([offsets[i] for i in order]),
+                     num_users + num_items, world_size)
+
+
+@dataclass
+class GraphPartition:
+    r"""This rank's rows of a graph split by a :class:`NodeSplit`: the local
+    block :obj:`adj` :obj:`[n, n + h]` (CSR, values as given), the global
+    ids of the :obj:`halo` columns, and the plan of the halo exchange.
+    Implements the :class:`~pyg_lightgode.nn.conv.utils.Partition` protocol.
+    :obj:`stats` counts the exchanges, their bytes and seconds."""
+    split: NodeSplit
+    rank: int
+    adj: Tensor
+    halo: Tensor
+    recv_splits: List[int]
+    send_index: Tensor
+    send_splits: List[int]
+    group: Optional[object] = None
+    stats: Dict[str, float] = field(default_factory=lambda: {
+        'exchanges': 0, 'bytes': 0, 'seconds': 0.0})
+
+    @property
+    def num_local(self) -> int:
+        return self.adj.size(0)
+
+    @property
+    def nodes(self) -> Tensor:
+        return self.split.nodes(self.rank)
+
+    def gather(self, x: Tensor) -> Tensor:
+        r"""This rank's rows :obj:`x` :obj:`[n, F]` followed by the halo
+        rows :obj:`[h, F]` fetched from their owners."""
+        if self.split.world_size == 1:
+            return x
+        begin = time.perf_counter()
+        device = collective_device(self.group)
+        send = x.index_select(0, self.send_index.to(x.device)).to(device)
+        recv = send.new_empty((self.halo.numel(), ) + x.shape[1:])
+        dist.all_to_all_single(recv, send.contiguous(), self.recv_splits,
+                               self.send_splits, group=self.group)
+        self.stats['exchanges'] += 1
+        self.stats['bytes'] += (send.numel() + recv.numel()) * \
+            send.element_size()
+        self.stats['seconds'] += time.perf_counter() - begin
+        return torch.cat([x, recv.to(x.device)])
+
+    def all_reduce(self, value: Tensor) -> Tensor:
+        r"""The sum of :obj:`value` over all ranks."""
+        return all_reduce(value, self.group)
+
+
+def all_reduce(value: Tensor, group=None) -> Tensor:
+    r"""The sum of :obj:`value` over the ranks of :obj:`group` (a copy;
+    identity without a process group)."""
+    if _world(group)[1] == 1:
+        return value
+    out = value.to(collective_device(group), copy=True)
+    dist.all_reduce(out, group=group)
+    return out.to(value.device)
+
+
+def partition_rows(row: Tensor, col: Tensor, value: Tensor,
+                   split: NodeSplit, group=None) -> GraphPartition:
+    r"""This rank's :class:`GraphPartition` of the matrix with entries
+    :obj:`(row, col, value)` over the nodes of :obj:`split` (collective).
+    Entries of rows other ranks own are dropped, so a rank may pass all
+    entries or only its own; duplicates are kept (products add them up) and
+    the order of the entries within a row is kept."""
+    rank, world_size = _world(group)
+    if world_size != split.world_size:
+        raise ValueError(f"The split is for {split.world_size} ranks, the "
+                         f"process group has {world_size}")
+    mine = split.owner(row) == rank
+    row, col, value = row[mine], col[mine], value[mine]
+    n = split.num_local(rank)
+    local_row = split.local(row)
+    col_owner = split.owner(col)
+    own_col = col_owner == rank
+    # The halo ordered by (owner, id): each owner's rows are contiguous.
+    halo = torch.unique(col[~own_col])
+    halo_owner = split.owner(halo)
+    order = torch.argsort(halo_owner * split.num_nodes + halo)
+    halo, halo_owner = halo[order], halo_owner[order]
+    new_col = torch.empty_like(col)
+    new_col[own_col] = split.local(col[own_col])
+    sorted_halo, perm = torch.sort(halo)
+    pos = torch.searchsorted(sorted_halo, col[~own_col])
+    new_col[~own_col] = n + perm[pos]
+    rowptr, eid = to_csr(local_row, torch.arange(row.numel()), n)
+    with quiet_sparse_csr():
+        adj = torch.sparse_csr_tensor(rowptr, new_col[eid], value[eid],
+                                      size=(n, n + halo.numel()))
+    recv_splits = torch.bincount(halo_owner, minlength=world_size)
+    if world_size == 1:
+        return GraphPartition(split, rank, adj, halo, recv_splits.tolist(),
+                              torch.empty(0, dtype=torch.long), [0], group)
+    device = collective_device(group)
+    send_splits = torch.empty_like(recv_splits, device=device)
+    dist.all_to_all_single(send_splits, recv_splits.to(device), group=group)
+    send_splits = send_splits.cpu()
+    requested = torch.empty(int(send_splits.sum()), dtype=torch.long,
+                            device=device)
+    dist.all_to_all_single(requested, halo.to(device),
+                           send_splits.tolist(), recv_splits.tolist(),
+                           group=group)
+    return GraphPartition(split, rank, adj, halo, recv_splits.tolist(),
+                          split.local(requested.cpu()), send_splits.tolist(),
+                          group)
+
+
+def partition_bipartite(index: Tensor, num_users: int, num_items: int,
+                        split: Optional[NodeSplit] = None,
+                        dtype: torch.dtype = torch.float32,
+                        group=None) -> GraphPartition:
+    r"""This rank's rows of LightGCN's normalised adjacency
+    :math:`\hat{A} = D^{-1/2} A D^{-1/2}` of the bipartite graph (users then
+    items, both directions, no self-loops; the
+    :func:`~torch_geometric.nn.conv.gcn_norm` of
+    :func:`~pyg_lightgode.data.bipartite.bipartite_to_adj_t`), for
+    :class:`~pyg_lightgode.nn.conv.LightGODEConv` with
+    :obj:`normalize=False` (collective). Only the interactions touching this
+    rank's nodes are kept; the degrees come from all of :obj:`index`.
+
+    Args:
+        index (torch.Tensor): Interactions :obj:`[2, E]`, users in row 0.
+        num_users (int): Number of users.
+        num_items (int): Number of items.
+        split (NodeSplit, optional): Who owns which node (default:
+            :func:`bipartite_split`).
+        dtype (torch.dtype, optional): Of the values.
+    """
+    index = check_interactions(index, num_users, num_items)
+    if split is None:
+        split = bipartite_split(index, num_users, num_items,
+                                _world(group)[1])
+    rank = _world(group)[0]
+    user, item = index[0], index[1] + num_users
+    degree = torch.bincount(torch.cat([user, item]),
+                            minlength=num_users + num_items)
+    inv_sqrt = inv_degree_power(degree.to(dtype), 0.5)
+    mine_u = split.owner(user) == rank  # user rows: user -> item entries
+    mine_i = split.owner(item) == rank  # item rows: item -> user entries
+    row = torch.cat([user[mine_u], item[mine_i]])
+    col = torch.cat([item[mine_u], user[mine_i]])
+    del user, item
+    value = inv_sqrt[row] * inv_sqrt[col]
+    return partition_rows(row, col, value, split, group)
