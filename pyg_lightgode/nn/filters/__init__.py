@@ -4,6 +4,7 @@ from .operators import (
     ITEM_ITEM_BLOCK,
     MAX_CHEBYSHEV_ORDER,
     SVD_METHODS,
+    AllReduce,
     LinearFlow,
     NormalizedGraph,
     SpectralBasis,
@@ -22,6 +23,7 @@ from .operators import (
 
 __all__ = [
     'ITEM_ITEM_BLOCK',
+    'AllReduce',
     'MAX_CHEBYSHEV_ORDER',
     'SVD_METHODS',
     'LinearFlow',
