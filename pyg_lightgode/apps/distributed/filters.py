@@ -13,6 +13,7 @@ partial products are summed, and each rank keeps its own columns.
 Scoring is collective: every rank calls :meth:`score` the same number of
 times (:func:`score_users` pads with empty batches).
 """
+import time
 from typing import Iterator, List, Tuple
 
 import torch
@@ -23,6 +24,7 @@ from pyg_lightgode.apps.distributed.partition import (
     _world,
     all_reduce,
     collective_device,
+    count_comm,
     edge_balanced_bounds,
 )
 from pyg_lightgode.nn.filters import item_item
@@ -52,6 +54,7 @@ def gather_columns(x: Tensor, group=None) -> Tuple[Tensor, List[int]]:
     _, world_size = _world(group)
     if world_size == 1:
         return x, [x.size(1)]
+    begin = time.perf_counter()
     device = collective_device(group)
     size = torch.tensor([x.size(1)], device=device)
     sizes = [torch.empty_like(size) for _ in range(world_size)]
@@ -62,6 +65,7 @@ def gather_columns(x: Tensor, group=None) -> Tuple[Tensor, List[int]]:
     pad[:, :x.size(1)] = x
     parts = [torch.empty_like(pad) for _ in range(world_size)]
     dist.all_gather(parts, pad, group=group)
+    count_comm(world_size * pad.numel() * pad.element_size(), begin)
     return torch.cat([p[:, :n] for p, n in zip(parts, sizes)],
                      dim=1).to(x.device), sizes
 

@@ -16,7 +16,7 @@ all ranks call it, in the same order.
 """
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import torch
 import torch.distributed as dist
@@ -25,6 +25,26 @@ from torch import Tensor
 from pyg_lightgode.data.bipartite import check_interactions, quiet_sparse_csr
 from pyg_lightgode.nn.filters.operators import inv_degree_power
 from pyg_lightgode.sampler.random_walk import to_csr
+
+#: What the collectives of this package moved since the last
+#: :func:`reset_comm_stats`: calls, bytes sent plus received by this rank,
+#: and seconds spent in them (for the benchmarks' communication cost).
+COMM_STATS: Dict[str, float] = {'calls': 0, 'bytes': 0, 'seconds': 0.0}
+
+
+def reset_comm_stats() -> Dict[str, float]:
+    r"""Returns a copy of :obj:`COMM_STATS` and sets it to zero."""
+    out = dict(COMM_STATS)
+    COMM_STATS.update(calls=0, bytes=0, seconds=0.0)
+    return out
+
+
+def count_comm(num_bytes: int, begin: float) -> None:
+    r"""Adds one collective of :obj:`num_bytes` that started at
+    :obj:`begin` (:func:`time.perf_counter`) to :obj:`COMM_STATS`."""
+    COMM_STATS['calls'] += 1
+    COMM_STATS['bytes'] += num_bytes
+    COMM_STATS['seconds'] += time.perf_counter() - begin
 
 
 def _world(group=None):
@@ -121,13 +141,18 @@ class NodeSplit:
         return torch.cat([table[s:e] for s, e in self.ranges(rank)])
 
 
-def bipartite_split(index: Tensor, num_users: int, num_items: int,
-                    world_size: int) -> NodeSplit:
+def bipartite_split(index: Optional[Tensor], num_users: int,
+                    num_items: int, world_size: int,
+                    degree: Optional[Tensor] = None) -> NodeSplit:
     r"""Users (nodes :obj:`0..U-1`) and items (:obj:`U..U+I-1`) each split
     into :obj:`world_size` contiguous ranges balanced by edges; rank
-    :obj:`r` holds its users first, then its items."""
-    user_deg = torch.bincount(index[0], minlength=num_users)
-    item_deg = torch.bincount(index[1], minlength=num_items)
+    :obj:`r` holds its users first, then its items. The degrees come from
+    the interactions :obj:`index` or are given as :obj:`degree` (users then
+    items)."""
+    if degree is None:
+        degree = torch.cat([torch.bincount(index[0], minlength=num_users),
+                            torch.bincount(index[1], minlength=num_items)])
+    user_deg, item_deg = degree[:num_users], degree[num_users:]
     ub = edge_balanced_bounds(user_deg, world_size)
     ib = edge_balanced_bounds(item_deg, world_size)
     starts, owners, offsets = [], [], []
@@ -179,15 +204,23 @@ class GraphPartition:
         recv = send.new_empty((self.halo.numel(), ) + x.shape[1:])
         dist.all_to_all_single(recv, send.contiguous(), self.recv_splits,
                                self.send_splits, group=self.group)
+        num_bytes = (send.numel() + recv.numel()) * send.element_size()
         self.stats['exchanges'] += 1
-        self.stats['bytes'] += (send.numel() + recv.numel()) * \
-            send.element_size()
+        self.stats['bytes'] += num_bytes
         self.stats['seconds'] += time.perf_counter() - begin
+        count_comm(num_bytes, begin)
         return torch.cat([x, recv.to(x.device)])
 
     def all_reduce(self, value: Tensor) -> Tensor:
         r"""The sum of :obj:`value` over all ranks."""
         return all_reduce(value, self.group)
+
+    def entries(self):
+        r"""The global :obj:`(row, col)` ids of this rank's entries."""
+        crow, col = self.adj.crow_indices(), self.adj.col_indices()
+        row = torch.repeat_interleave(self.nodes, crow[1:] - crow[:-1])
+        ids = torch.cat([self.nodes, self.halo])
+        return row, ids[col]
 
 
 def all_reduce(value: Tensor, group=None) -> Tensor:
@@ -195,8 +228,10 @@ def all_reduce(value: Tensor, group=None) -> Tensor:
     identity without a process group)."""
     if _world(group)[1] == 1:
         return value
+    begin = time.perf_counter()
     out = value.to(collective_device(group), copy=True)
     dist.all_reduce(out, group=group)
+    count_comm(2 * out.numel() * out.element_size(), begin)
     return out.to(value.device)
 
 
@@ -249,9 +284,20 @@ def partition_rows(row: Tensor, col: Tensor, value: Tensor,
                           group)
 
 
-def partition_bipartite(index: Tensor, num_users: int, num_items: int,
+Interactions = Union[Tensor, Callable[[], Iterable[Tensor]]]
+
+
+def _chunks(index: Interactions, num_users: int,
+            num_items: int) -> Iterable[Tensor]:
+    if isinstance(index, Tensor):
+        return [check_interactions(index, num_users, num_items)]
+    return (check_interactions(c, num_users, num_items) for c in index())
+
+
+def partition_bipartite(index: Interactions, num_users: int, num_items: int,
                         split: Optional[NodeSplit] = None,
                         dtype: torch.dtype = torch.float32,
+                        normalize: bool = True,
                         group=None) -> GraphPartition:
     r"""This rank's rows of LightGCN's normalised adjacency
     :math:`\hat{A} = D^{-1/2} A D^{-1/2}` of the bipartite graph (users then
@@ -263,26 +309,39 @@ def partition_bipartite(index: Tensor, num_users: int, num_items: int,
     rank's nodes are kept; the degrees come from all of :obj:`index`.
 
     Args:
-        index (torch.Tensor): Interactions :obj:`[2, E]`, users in row 0.
+        index (torch.Tensor or callable): Interactions :obj:`[2, E]`, users
+            in row 0, or a function returning an iterator over chunks
+            :obj:`[2, E_c]` of them (read twice: degrees, then this rank's
+            entries), so that no rank holds all interactions.
         num_users (int): Number of users.
         num_items (int): Number of items.
         split (NodeSplit, optional): Who owns which node (default:
             :func:`bipartite_split`).
         dtype (torch.dtype, optional): Of the values.
+        normalize (bool, optional): If :obj:`False`, every entry is 1 (the
+            plain adjacency, *e.g.* as PinSage's neighbourhood graph).
     """
-    index = check_interactions(index, num_users, num_items)
+    num_nodes = num_users + num_items
+    degree = torch.zeros(num_nodes, dtype=torch.long)
+    for chunk in _chunks(index, num_users, num_items):
+        degree += torch.bincount(torch.cat([chunk[0], chunk[1] + num_users]),
+                                 minlength=num_nodes)
     if split is None:
-        split = bipartite_split(index, num_users, num_items,
-                                _world(group)[1])
+        split = bipartite_split(None, num_users, num_items,
+                                _world(group)[1], degree)
     rank = _world(group)[0]
-    user, item = index[0], index[1] + num_users
-    degree = torch.bincount(torch.cat([user, item]),
-                            minlength=num_users + num_items)
-    inv_sqrt = inv_degree_power(degree.to(dtype), 0.5)
-    mine_u = split.owner(user) == rank  # user rows: user -> item entries
-    mine_i = split.owner(item) == rank  # item rows: item -> user entries
-    row = torch.cat([user[mine_u], item[mine_i]])
-    col = torch.cat([item[mine_u], user[mine_i]])
-    del user, item
-    value = inv_sqrt[row] * inv_sqrt[col]
+    rows, cols = [], []
+    for chunk in _chunks(index, num_users, num_items):
+        user, item = chunk[0], chunk[1] + num_users
+        mine_u = split.owner(user) == rank  # user rows: user -> item
+        mine_i = split.owner(item) == rank  # item rows: item -> user
+        rows += [user[mine_u], item[mine_i]]
+        cols += [item[mine_u], user[mine_i]]
+    row, col = torch.cat(rows), torch.cat(cols)
+    del rows, cols
+    if normalize:
+        inv_sqrt = inv_degree_power(degree.to(dtype), 0.5)
+        value = inv_sqrt[row] * inv_sqrt[col]
+    else:
+        value = torch.ones(row.numel(), dtype=dtype)
     return partition_rows(row, col, value, split, group)

@@ -7,6 +7,7 @@ its item shard with :func:`~pyg_lightgode.metrics.retrieval.exact_topk`
 go back to the users' owners (one :func:`torch.distributed.all_to_all_single`)
 and :func:`~pyg_lightgode.metrics.retrieval.merge_topk` merges them.
 """
+import time
 from typing import Tuple
 
 import torch
@@ -16,6 +17,7 @@ from torch import Tensor
 from pyg_lightgode.apps.distributed.partition import (
     _world,
     collective_device,
+    count_comm,
 )
 from pyg_lightgode.apps.training.distributed import all_gather_rows
 from pyg_lightgode.metrics.retrieval import exact_topk, merge_topk
@@ -76,7 +78,9 @@ def sharded_topk(user_emb: Tensor, user_ids: Tensor, item_emb: Tensor,
     for step in range(int(steps)):
         query = user_emb[step * batch_size:(step + 1) * batch_size]
         ids = user_ids[step * batch_size:(step + 1) * batch_size]
+        begin = time.perf_counter()
         all_query, all_ids = all_gather_rows(query), all_gather_rows(ids)
+        count_comm(all_query.numel() * all_query.element_size(), begin)
         excluded = None if exclude_links is None else \
             _excluded_rows(all_ids, rowptr, items)
         if item_emb.size(0):
@@ -88,6 +92,7 @@ def sharded_topk(user_emb: Tensor, user_ids: Tensor, item_emb: Tensor,
             score = all_query.new_full((all_query.size(0), k),
                                        float('-inf'))
         if world_size > 1:  # Each user's partial lists to its owner.
+            begin = time.perf_counter()
             sizes = all_gather_rows(torch.tensor([query.size(0)]))
             splits = sizes.tolist()
             device = collective_device(group)
@@ -101,6 +106,8 @@ def sharded_topk(user_emb: Tensor, user_ids: Tensor, item_emb: Tensor,
             dist.all_to_all_single(recv_score, score.to(device),
                                    [query.size(0)] * world_size, splits,
                                    group=group)
+            count_comm(2 * (index.numel() * 8 + score.numel() *
+                            score.element_size()), begin)
             best = None
             for part_index, part_score in zip(
                     recv_index.cpu().split(query.size(0)),
