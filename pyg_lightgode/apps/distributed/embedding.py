@@ -11,6 +11,7 @@ TorchRec's sharded tables are the production form of this; no TorchRec
 wheel is installed for the package's torch (2.13), so this module uses
 :mod:`torch.distributed` alone.
 """
+import time
 from typing import List, Tuple
 
 import torch
@@ -21,6 +22,7 @@ from pyg_lightgode.apps.distributed.partition import (
     NodeSplit,
     _world,
     collective_device,
+    count_comm,
 )
 from pyg_lightgode.apps.training.distributed import all_gather_rows
 from pyg_lightgode.nn.models.lightgode import alignment_loss, uniformity_loss
@@ -28,10 +30,12 @@ from pyg_lightgode.nn.models.lightgode import alignment_loss, uniformity_loss
 
 def _exchange(x: Tensor, send: List[int], recv: List[int],
               group) -> Tensor:
+    begin = time.perf_counter()
     device = collective_device(group)
     out = x.new_empty((sum(recv), ) + x.shape[1:], device=device)
     dist.all_to_all_single(out, x.to(device).contiguous(), recv, send,
                            group=group)
+    count_comm((x.numel() + out.numel()) * x.element_size(), begin)
     return out.to(x.device)
 
 

@@ -14,7 +14,7 @@ Scoring is collective: every rank calls :meth:`score` the same number of
 times (:func:`score_users` pads with empty batches).
 """
 import time
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -106,21 +106,22 @@ class DistributedChebyCF(_UserPartitioned, ChebyCF):
     r""":class:`~pyg_lightgode.nn.models.ChebyCF` over this rank's users."""
 
 
-def score_users(model, batch_size: int,
+def score_users(model, batch_size: int, users: Optional[Tensor] = None,
                 group=None) -> Iterator[Tuple[Tensor, Tensor]]:
     r"""Yields :obj:`(users, scores [b, I])` for batches of this rank's
-    fitted users (local ids) in order; every rank runs the same number of
-    (possibly empty) batches (collective)."""
-    num_users = model.num_users
+    fitted :obj:`users` (local ids; default: all) in order; every rank runs
+    the same number of (possibly empty) batches (collective)."""
+    if users is None:
+        users = torch.arange(model.num_users)
+    num_users = users.numel()
     steps = torch.tensor([float(-(-num_users // batch_size))],
                          dtype=torch.float64)
     if _world(group)[1] > 1:
         steps = steps.to(collective_device(group))
         dist.all_reduce(steps, op=dist.ReduceOp.MAX, group=group)
     for step in range(int(steps)):
-        users = torch.arange(step * batch_size,
-                             min((step + 1) * batch_size, num_users))
-        if users.numel():
-            yield users, model.score(users)
+        batch = users[step * batch_size:(step + 1) * batch_size]
+        if batch.numel():
+            yield batch, model.score(batch)
         else:  # Keeps the collectives in step with the other ranks.
             model.filter(torch.zeros(model.num_items, 0))
