@@ -13,6 +13,7 @@ from pyg_lightgode.apps.distributed import (
     DistributedGFCF,
     NodeSplit,
     ShardedEmbedding,
+    bipartite_split,
     edge_balanced_bounds,
     local_interactions,
     partition_bipartite,
@@ -161,9 +162,7 @@ def gathered(ranks, key, nodes='nodes', dim=0):
     return out
 
 
-pytestmark = pytest.mark.slow
-
-
+@pytest.mark.slow
 def test_split_covers_every_node_once(ranks):
     nodes = torch.cat([r['nodes'] for r in ranks])
     assert torch.equal(nodes.sort().values, torch.arange(U + I))
@@ -173,6 +172,7 @@ def test_split_covers_every_node_once(ranks):
     assert ranks[0]['halo']['exchanges'] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(SOLVERS))
 def test_propagation_equals_single_process(ranks, name):
     index, x, _, _ = graph()
@@ -189,6 +189,7 @@ def test_propagation_equals_single_process(ranks, name):
     assert moved > 0.1  # The graph mattered.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', list(FILTERS))
 def test_filters_equal_single_process(ranks, name):
     index, _, _, _ = graph()
@@ -204,6 +205,7 @@ def test_filters_equal_single_process(ranks, name):
         )) < 1e-5
 
 
+@pytest.mark.slow
 def test_sharded_topk_equals_single_process(ranks):
     index, _, _, _ = graph()
     emb = gathered(ranks, 'euler')
@@ -220,6 +222,7 @@ def test_sharded_topk_equals_single_process(ranks):
                    for i in got[u].tolist())
 
 
+@pytest.mark.slow
 def test_pinsage_inference_equals_single_process(ranks):
     _, _, nbr, weight = graph()
     expected = pinsage_model().inference(nbr, weight)
@@ -227,6 +230,7 @@ def test_pinsage_inference_equals_single_process(ranks):
     assert float((out - expected).abs().max()) < 1e-5
 
 
+@pytest.mark.slow
 def test_sharded_tables_train_like_replicated_tables(ranks):
     model = lightgode_model()
     initial = model.user_embedding.weight.detach().clone()
@@ -246,3 +250,59 @@ def test_sharded_tables_train_like_replicated_tables(ranks):
     assert float((items - model.item_embedding.weight.detach()).abs().max(
     )) < 1e-5
     assert float((users - initial).abs().max()) > 0.01
+
+
+# Single-process checks (fast, not slow): the core's row-block arguments
+# and the split.
+def test_edge_balanced_bounds_balance_cost():
+    degree = torch.tensor([10, 0, 0, 0, 10, 0, 0, 0])
+    assert edge_balanced_bounds(degree, 2) == [0, 4, 8]
+    assert edge_balanced_bounds(degree, 1) == [0, 8]
+    bounds = edge_balanced_bounds(torch.ones(10, dtype=torch.long), 3)
+    assert bounds[0] == 0 and bounds[-1] == 10 and bounds == sorted(bounds)
+
+
+def test_node_split_maps_ids_to_owner_and_row():
+    index, _, _, _ = graph()
+    split = bipartite_split(index, U, I, 2)
+    nodes = [split.nodes(r) for r in range(2)]
+    assert torch.equal(torch.cat(nodes).sort().values, torch.arange(U + I))
+    for r in range(2):
+        assert torch.equal(split.owner(nodes[r]),
+                           torch.full_like(nodes[r], r))
+        assert torch.equal(split.local(nodes[r]),
+                           torch.arange(nodes[r].numel()))
+
+
+class _OneBlock:
+    r"""A partition of one block: nothing to fetch."""
+    def gather(self, x):
+        return x
+
+    def all_reduce(self, value):
+        return value
+
+
+@pytest.mark.parametrize('method', ['euler', 'rk4', 'exact', 'dopri5'])
+def test_conv_with_a_one_block_partition_equals_plain(method):
+    index, x, _, _ = graph()
+    adj = bipartite_to_adj_t(index, U, I)
+    expected = LightGODEConv(t=1.0, method=method)(x, adj)
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+    norm, _ = gcn_norm(adj, None, U + I, add_self_loops=False)
+    out = LightGODEConv(t=1.0, method=method, normalize=False)(
+        x, norm, partition=_OneBlock())
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_conv_rejects_bad_row_blocks():
+    x = torch.randn(3, 2)
+    block = torch.eye(3, 5).to_sparse_csr()
+    with pytest.raises(ValueError, match='normalize=False'):
+        LightGODEConv()(x, block, partition=_OneBlock())
+    with pytest.raises(TypeError, match='sparse'):
+        LightGODEConv(normalize=False)(x, torch.zeros(2, 4, dtype=torch.long),
+                                       partition=_OneBlock())
+    with pytest.raises(ValueError, match='shape'):
+        LightGODEConv(normalize=False)(x, torch.eye(4, 5).to_sparse_csr(),
+                                       partition=_OneBlock())

@@ -75,12 +75,21 @@ def edge_balanced_bounds(degree: Tensor, world_size: int) -> List[int]:
     if world_size < 1:
         raise ValueError(f"'world_size' must be positive (got {world_size})")
     num_nodes = degree.numel()
+    if num_nodes == 0:
+        return [0] * (world_size + 1)
     cost = torch.cumsum(degree.double() + 1, 0)
     targets = cost[-1] * torch.arange(1, world_size, dtype=torch.float64) \
-        / world_size if num_nodes else torch.zeros(world_size - 1)
-    cuts = torch.searchsorted(cost, targets).tolist() if num_nodes else \
-        [0] * (world_size - 1)
-    return [0] + [min(int(c), num_nodes) for c in cuts] + [num_nodes]
+        / world_size
+    bounds = [0]
+    for target, first in zip(targets.tolist(),
+                             torch.searchsorted(cost, targets).tolist()):
+        # Cut before or after the node whose cumulative cost first reaches
+        # the target, whichever is closer to it.
+        below = float(cost[first - 1]) if first > 0 else 0.0
+        cut = first + 1 if float(cost[first]) - target <= target - below \
+            else first
+        bounds.append(max(bounds[-1], min(cut, num_nodes)))
+    return bounds + [num_nodes]
 
 
 @dataclass
