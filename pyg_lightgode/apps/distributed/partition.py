@@ -210,7 +210,13 @@ class GraphPartition:
         begin = time.perf_counter()
         device = collective_device(self.group)
         send = x.index_select(0, self.send_index.to(x.device)).to(device)
-        recv = send.new_empty((self.halo.numel(), ) + x.shape[1:])
+        n = x.size(0)
+        if device == x.device:  # Received straight behind the own rows.
+            out = x.new_empty((n + self.halo.numel(), ) + x.shape[1:])
+            out[:n] = x
+            recv = out[n:]
+        else:
+            recv = send.new_empty((self.halo.numel(), ) + x.shape[1:])
         dist.all_to_all_single(recv, send.contiguous(), self.recv_splits,
                                self.send_splits, group=self.group)
         num_bytes = (send.numel() + recv.numel()) * send.element_size()
@@ -218,6 +224,8 @@ class GraphPartition:
         self.stats['bytes'] += num_bytes
         self.stats['seconds'] += time.perf_counter() - begin
         count_comm(num_bytes, begin)
+        if device == x.device:
+            return out
         return torch.cat([x, recv.to(x.device)])
 
     def all_reduce(self, value: Tensor) -> Tensor:
@@ -256,11 +264,11 @@ def partition_rows(row: Tensor, col: Tensor, value: Tensor,
         raise ValueError(f"The split is for {split.world_size} ranks, the "
                          f"process group has {world_size}")
     mine = split.owner(row) == rank
-    row, col, value = row[mine], col[mine], value[mine]
+    if not bool(mine.all()):  # Copies only when other ranks' rows came.
+        row, col, value = row[mine], col[mine], value[mine]
+    del mine
     n = split.num_local(rank)
-    local_row = split.local(row)
-    col_owner = split.owner(col)
-    own_col = col_owner == rank
+    own_col = split.owner(col) == rank
     # The halo ordered by (owner, id): each owner's rows are contiguous.
     halo = torch.unique(col[~own_col])
     halo_owner = split.owner(halo)
@@ -269,11 +277,15 @@ def partition_rows(row: Tensor, col: Tensor, value: Tensor,
     new_col = torch.empty_like(col)
     new_col[own_col] = split.local(col[own_col])
     sorted_halo, perm = torch.sort(halo)
-    pos = torch.searchsorted(sorted_halo, col[~own_col])
-    new_col[~own_col] = n + perm[pos]
-    rowptr, eid = to_csr(local_row, torch.arange(row.numel()), n)
+    new_col[~own_col] = n + perm[torch.searchsorted(sorted_halo,
+                                                    col[~own_col])]
+    del own_col, sorted_halo, perm, order
+    rowptr, eid = to_csr(split.local(row), torch.arange(row.numel()), n)
+    new_col = new_col[eid]
+    value = value[eid]
+    del eid
     with quiet_sparse_csr():
-        adj = torch.sparse_csr_tensor(rowptr, new_col[eid], value[eid],
+        adj = torch.sparse_csr_tensor(rowptr, new_col, value,
                                       size=(n, n + halo.numel()))
     recv_splits = torch.bincount(halo_owner, minlength=world_size)
     if world_size == 1:
@@ -353,4 +365,5 @@ def partition_bipartite(index: Interactions, num_users: int, num_items: int,
         value = inv_sqrt[row] * inv_sqrt[col]
     else:
         value = torch.ones(row.numel(), dtype=dtype)
+    del degree
     return partition_rows(row, col, value, split, group)
