@@ -259,6 +259,16 @@ def partition_rows(row: Tensor, col: Tensor, value: Tensor,
     Entries of rows other ranks own are dropped, so a rank may pass all
     entries or only its own; duplicates are kept (products add them up) and
     the order of the entries within a row is kept."""
+    return _partition_entries([row, col, value], split, group)
+
+
+def _partition_entries(entries: List[Tensor], split: NodeSplit,
+                       group=None) -> GraphPartition:
+    r""":func:`partition_rows` of :obj:`entries = [row, col, value]`,
+    which it empties, so that a caller handing over its only references
+    lets every array go as soon as it is used."""
+    row, col, value = entries
+    entries.clear()
     rank, world_size = _world(group)
     if world_size != split.world_size:
         raise ValueError(f"The split is for {split.world_size} ranks, the "
@@ -279,8 +289,9 @@ def partition_rows(row: Tensor, col: Tensor, value: Tensor,
     sorted_halo, perm = torch.sort(halo)
     new_col[~own_col] = n + perm[torch.searchsorted(sorted_halo,
                                                     col[~own_col])]
-    del own_col, sorted_halo, perm, order
+    del own_col, sorted_halo, perm, order, col
     rowptr, eid = to_csr(split.local(row), torch.arange(row.numel()), n)
+    del row
     new_col = new_col[eid]
     value = value[eid]
     del eid
@@ -365,5 +376,6 @@ def partition_bipartite(index: Interactions, num_users: int, num_items: int,
         value = inv_sqrt[row] * inv_sqrt[col]
     else:
         value = torch.ones(row.numel(), dtype=dtype)
-    del degree
-    return partition_rows(row, col, value, split, group)
+    entries = [row, col, value]
+    del degree, row, col, value
+    return _partition_entries(entries, split, group)
