@@ -5,8 +5,8 @@ from datetime import timedelta
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
+from helpers import run_ranks
 from pyg_lightgode.apps.distributed import (
     DistributedBSPM,
     DistributedChebyCF,
@@ -146,12 +146,7 @@ def _worker(rank, init_file, out_dir):
 
 @pytest.fixture(scope='module')
 def ranks(tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp('dist')
-    method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
-    mp.start_processes(_worker, args=(str(out_dir / 'pg'), str(out_dir)),
-                       nprocs=WORLD_SIZE, join=True, start_method=method)
-    return [torch.load(out_dir / f'rank{r}.pt', weights_only=False)
-            for r in range(WORLD_SIZE)]
+    return run_ranks(_worker, tmp_path_factory.mktemp('dist'), WORLD_SIZE)
 
 
 def gathered(ranks, key, nodes='nodes', dim=0):
