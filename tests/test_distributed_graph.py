@@ -301,3 +301,10 @@ def test_conv_rejects_bad_row_blocks():
     with pytest.raises(ValueError, match='shape'):
         LightGODEConv(normalize=False)(x, torch.eye(4, 5).to_sparse_csr(),
                                        partition=_OneBlock())
+
+
+def test_distributed_bspm_refuses_per_rank_solvers():
+    index, _, _, _ = graph()
+    model = DistributedBSPM(U, I, k=8, sharpen_method='exact')
+    with pytest.raises(ValueError, match='sharpen_method'):
+        model.fit(index)

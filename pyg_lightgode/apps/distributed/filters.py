@@ -29,6 +29,7 @@ from pyg_lightgode.apps.distributed.partition import (
 )
 from pyg_lightgode.nn.filters import item_item
 from pyg_lightgode.nn.models import BSPM, GFCF, ChebyCF
+from pyg_lightgode.nn.ode import FIXED_STEP_METHODS
 
 
 def user_bounds(index: Tensor, num_users: int, world_size: int) -> List[int]:
@@ -97,9 +98,17 @@ class DistributedGFCF(_UserPartitioned, GFCF):
 
 
 class DistributedBSPM(_UserPartitioned, BSPM):
-    r""":class:`~pyg_lightgode.nn.models.BSPM` over this rank's users
-    (fixed-step solvers: the :obj:`'exact'` series and adaptive methods
-    take per-rank decisions)."""
+    r""":class:`~pyg_lightgode.nn.models.BSPM` over this rank's users.
+    Blurring and sharpening take the fixed-step solvers only: the
+    :obj:`'exact'` series and the adaptive methods would stop or step on
+    each rank's own norms."""
+    def fit(self, graph, group=None):
+        for name, flow in (('blur', self.blur), ('sharpen', self.sharpen)):
+            if flow.method not in FIXED_STEP_METHODS:
+                raise ValueError(f"'{name}_method' must be a fixed-step "
+                                 f"method across ranks (got "
+                                 f"{flow.method!r})")
+        return super().fit(graph, group)
 
 
 class DistributedChebyCF(_UserPartitioned, ChebyCF):
