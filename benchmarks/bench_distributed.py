@@ -50,6 +50,10 @@ import subprocess
 import sys
 import time
 
+# The package of this checkout, also when it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+
 STAGES = ('propagation', 'filter', 'pinsage_inference', 'topk', 'training')
 ROWS_PER_SEED = 4096
 

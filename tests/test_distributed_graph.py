@@ -1,7 +1,11 @@
 r"""Every stage past one process (apps.distributed) with 2 gloo processes
 against the single-process result on a small random graph."""
+import json
 import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import torch
@@ -308,3 +312,40 @@ def test_distributed_bspm_refuses_per_rank_solvers():
     model = DistributedBSPM(U, I, k=8, sharpen_method='exact')
     with pytest.raises(ValueError, match='sharpen_method'):
         model.fit(index)
+
+
+BENCH = Path(__file__).resolve().parents[1] / 'benchmarks' / \
+    'bench_distributed.py'
+
+
+def test_bench_distributed_help_is_fast():
+    proc = subprocess.run([sys.executable, str(BENCH), '--help'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and '--world-size' in proc.stdout
+    assert 'synthetic:SCALE' in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_distributed_end_to_end(tmp_path):
+    out = tmp_path / 'out.json'
+    proc = subprocess.run([
+        sys.executable, str(BENCH), '--world-size', '2', '--dataset',
+        'synthetic:0.005', '--filter-k', '8', '--filter-users', '16',
+        '--train-batch', '64', '--train-steps', '2', '--topk-batch', '32',
+        '--workdir', str(tmp_path / 'work'), '--out', str(out)
+    ], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report['world_size'] == 2
+    stages = report['stages']
+    assert set(stages) == {'propagation', 'filter', 'pinsage_inference',
+                           'topk', 'training'}
+    for name, entry in stages.items():
+        assert len(entry['peak_mib_per_rank']) == 2
+        assert entry['single_process_peak_mib'] > 0 and entry['seconds'] > 0
+        if name == 'topk':
+            assert entry['same_topk_fraction'] >= 0.999
+        else:
+            assert entry['max_abs_diff'] < 1e-5, name
+    assert stages['propagation']['comm_bytes_per_rank'][0] > 0
+    assert stages['training']['max_abs_change'] > 0
