@@ -46,6 +46,7 @@ SOLVERS = {
     'exact': dict(method='exact'),
     'dopri5': dict(method='dopri5'),
     'times': dict(method='euler', step_size=0.5, t=[0.5, 1.0, 2.0]),
+    'chunked': dict(method='rk4', step_size=0.5, chunk_size=16),
 }
 FILTERS = {'gfcf': (GFCF, DistributedGFCF, dict(k=8)),
            'bspm': (BSPM, DistributedBSPM, dict(k=8)),
