@@ -232,6 +232,14 @@ class GraphPartition:
         r"""The sum of :obj:`value` over all ranks."""
         return all_reduce(value, self.group)
 
+    def to(self, device) -> 'GraphPartition':
+        r"""This partition with its block and exchange plan on
+        :obj:`device` (*e.g.* the rank's GPU under NCCL)."""
+        return GraphPartition(self.split, self.rank, self.adj.to(device),
+                              self.halo, self.recv_splits,
+                              self.send_index.to(device), self.send_splits,
+                              self.group, self.stats)
+
     def entries(self):
         r"""The global :obj:`(row, col)` ids of this rank's entries."""
         crow, col = self.adj.crow_indices(), self.adj.col_indices()

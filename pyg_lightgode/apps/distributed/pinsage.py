@@ -35,9 +35,10 @@ def pinsage_inference(model: PinSage, part: GraphPartition,
     to their rows of :meth:`PinSage.inference` (collective). :obj:`x` holds
     this rank's rows of the node features, if the model has any. Call
     :meth:`eval` first."""
-    h = model.embed_input(x, part.nodes if model.embedding is not None
-                          else None)
-    adj = part.adj.to(h.dtype)
+    device = next(model.parameters()).device
+    n_id = part.nodes.to(device) if model.embedding is not None else None
+    h = model.embed_input(x, n_id)
+    adj = part.adj.to(device, h.dtype)
     for conv in model.convs:
         h = conv((part.gather(h), h), adj)
     return model.head(h)
