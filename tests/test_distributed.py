@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from torch_geometric.nn.models import LightGCN
 
 from pyg_lightgode.nn.models import LightGODE
@@ -25,7 +24,7 @@ from pyg_lightgode.apps.training.recipes import (
     train_on_pairs,
 )
 
-from helpers import clustered_split
+from helpers import clustered_split, run_ranks
 
 WORLD_SIZE = 2
 EPOCHS = 2  # Of the 2-process runs; the resumed run goes on to 4.
@@ -111,12 +110,7 @@ def _worker(rank, init_file, out_dir):
 @pytest.fixture(scope='module')
 def two_process_run(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp('ddp')
-    # 'fork' starts in ~1 s; 'spawn' re-imports torch_geometric per process.
-    method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
-    mp.start_processes(_worker, args=(str(out_dir / 'pg_init'), str(out_dir)),
-                       nprocs=WORLD_SIZE, join=True, start_method=method)
-    ranks = [torch.load(out_dir / f'rank{r}.pt', weights_only=False)
-             for r in range(WORLD_SIZE)]
+    ranks = run_ranks(_worker, out_dir, WORLD_SIZE)
     return out_dir, ranks
 
 

@@ -118,7 +118,8 @@ def integrate(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor,
               times: List[float], method: str,
               step_size: Optional[float] = None, rtol: float = 1e-5,
               atol: float = 1e-7,
-              max_steps: int = DEFAULT_MAX_STEPS) -> Tensor:
+              max_steps: int = DEFAULT_MAX_STEPS,
+              norm: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
     r"""Solves :math:`dy/dt = f(t, y)` from :math:`y(0) = y_0` with the
     torchdiffeq :obj:`method` and returns :math:`y` at every time in
     :obj:`times` (strictly increasing, :math:`\geq 0`) as
@@ -129,13 +130,17 @@ def integrate(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor,
     LightGODE and BSPM); with a :obj:`step_size`, one grid through all
     times. Raises :class:`ODESolverError` when the solve needs more than
     :obj:`max_steps` steps (fixed grid) or function evaluations (adaptive).
+    :obj:`norm` replaces the error norm of the adaptive methods (*e.g.* one
+    summed over the blocks of a partitioned state, so that every block takes
+    the same steps).
     """
     if method == 'exact' or method not in METHODS:
         raise ValueError(f"'method' must be a torchdiffeq method (got "
                          f"{method!r})")
     if method in FIXED_STEP_METHODS and step_size is None and len(times) > 1:
         return torch.cat([
-            integrate(func, y0, [time], method, None, rtol, atol, max_steps)
+            integrate(func, y0, [time], method, None, rtol, atol, max_steps,
+                      norm)
             for time in times
         ])
     from torchdiffeq import odeint
@@ -145,6 +150,8 @@ def integrate(func: Callable[[Tensor, Tensor], Tensor], y0: Tensor,
         return y0.unsqueeze(0)
     grid = torch.tensor(start + times, dtype=y0.dtype, device=y0.device)
     options = {}
+    if norm is not None and method in ADAPTIVE_METHODS:
+        options['norm'] = norm
     if method in FIXED_STEP_METHODS:
         if step_size is not None:
             if num_grid_steps(times, step_size) > max_steps:

@@ -18,7 +18,11 @@ from torch_geometric.utils import (
     to_torch_csr_tensor,
 )
 
-from pyg_lightgode.nn.conv.utils import check_graph, is_sparse_adjacency
+from pyg_lightgode.nn.conv.utils import (
+    Partition,
+    check_graph,
+    is_sparse_adjacency,
+)
 from pyg_lightgode.nn.ode import (  # noqa: F401 (re-exported)
     ADAPTIVE_METHODS,
     DEFAULT_MAX_STEPS,
@@ -104,6 +108,18 @@ class LightGODEConv(MessagePassing):
         **kwargs (optional): Additional arguments of
             :class:`torch_geometric.nn.conv.MessagePassing`.
 
+    **Row blocks of a partitioned graph**: with a :obj:`partition` (see
+    :class:`~pyg_lightgode.nn.conv.utils.Partition`, *e.g.* one process'
+    part of a graph split across :mod:`torch.distributed` ranks),
+    :obj:`x` holds only the :math:`n` rows this block owns and
+    :obj:`edge_index` is the block's rows of the already normalised
+    :math:`\hat{\mathbf{A}}` as a sparse :math:`n \times m` matrix whose
+    first :math:`n` columns are the block's own rows and the others the
+    rows :meth:`Partition.gather` fetches; every product then gathers the
+    state first, and the norms of :obj:`"exact"` and the adaptive methods
+    are summed over the blocks, so every block takes the same decisions.
+    Construct the layer with :obj:`normalize=False`.
+
     Shapes:
         - **input:**
           node features :math:`(|\mathcal{V}|, F)` or
@@ -111,11 +127,12 @@ class LightGODEConv(MessagePassing):
           bipartite,
           edge indices :math:`(2, |\mathcal{E}|)` or a transposed sparse
           adjacency :math:`(|\mathcal{V}|, |\mathcal{V}|)`,
-          edge weights :math:`(|\mathcal{E}|)` *(optional)*
+          edge weights :math:`(|\mathcal{E}|)` *(optional)*; with a
+          :obj:`partition`: :math:`(n, F)` and :math:`(n, m)`
         - **output:** node features :math:`(|\mathcal{V}|, F)` (or
           :math:`(|\mathcal{V}_t|, F)` if bipartite), or
           :math:`(T, |\mathcal{V}|, F)` for :math:`T` times given as a
-          sequence or 1-D tensor
+          sequence or 1-D tensor (:math:`n` rows with a :obj:`partition`)
     """
     def __init__(
         self,
@@ -156,14 +173,19 @@ class LightGODEConv(MessagePassing):
 
     def forward(self, x: Union[Tensor, PairTensor], edge_index: Adj,
                 edge_weight: OptTensor = None, t: Optional[Times] = None,
-                chunk_size: Optional[int] = None) -> Tensor:
+                chunk_size: Optional[int] = None,
+                partition: Optional[Partition] = None) -> Tensor:
         times, single_time = _parse_times(self.t if t is None else t)
         if isinstance(x, (tuple, list)):
             out = self._bipartite_step(x, edge_index, edge_weight, times)
             return out[0] if single_time else out
         chunk_size = _check_chunk_size(
             self.chunk_size if chunk_size is None else chunk_size)
-        edge_index, edge_weight = self._prepare(x, edge_index, edge_weight)
+        if partition is None:
+            edge_index, edge_weight = self._prepare(x, edge_index,
+                                                    edge_weight)
+        else:
+            edge_index = self._prepare_block(x, edge_index, edge_weight)
         num_nodes = x.size(0)
 
         if chunk_size is not None and chunk_size < num_nodes:
@@ -173,11 +195,11 @@ class LightGODEConv(MessagePassing):
             blocks = [(0, num_nodes, edge_index, edge_weight)]
 
         if self.method == 'exact':
-            out = self._exact(x, blocks, times)
+            out = self._exact(x, blocks, times, partition)
         elif self.step_size is None and self.method == 'euler':
-            out = self._euler(x, blocks, times)
+            out = self._euler(x, blocks, times, partition)
         else:
-            out = self._integrate(x, blocks, times)
+            out = self._integrate(x, blocks, times, partition)
         return out[0] if single_time else out
 
     def _bipartite_step(self, x: PairTensor, edge_index: Adj,
@@ -218,6 +240,35 @@ class LightGODEConv(MessagePassing):
             return out.mul_(times[0]).add_(x_dst, alpha=1.0 + times[0])[None]
         t = torch.tensor(times, dtype=x_dst.dtype, device=x_dst.device)
         return torch.addcmul(x_dst, t.view(-1, 1, 1), out.add_(x_dst))
+
+    def _prepare_block(self, x: Tensor, adj: Adj,
+                       edge_weight: OptTensor) -> Tensor:
+        r"""Checks a row block :obj:`[n, m]` of a partitioned graph and
+        returns it as a torch.sparse CSR matrix of :obj:`x`'s dtype."""
+        _check_features(x)
+        if self.normalize:
+            raise ValueError("A 'partition' needs the block of the already "
+                             "normalised adjacency and 'normalize=False' "
+                             "(degrees are global)")
+        if not is_sparse_adjacency(adj, edge_weight):
+            raise TypeError(f"With a 'partition', 'edge_index' must be the "
+                            f"block's rows of the adjacency as a sparse "
+                            f"[n, m] matrix (got {type(adj).__name__})")
+        if self.method in ADAPTIVE_METHODS and x.dtype in _HALF:
+            raise TypeError(f"The adaptive method {self.method!r} cannot "
+                            f"reach its tolerances in {x.dtype}")
+        size = list(adj.sizes() if isinstance(adj, SparseTensor)
+                    else adj.shape)
+        if size[0] != x.size(0) or size[1] < size[0]:
+            raise ValueError(f"The block adjacency must have shape [n, m] "
+                             f"with n = {x.size(0)} (the rows of 'x') and "
+                             f"m >= n (got {size})")
+        _check_sparse_dtype(x)
+        if isinstance(adj, SparseTensor):
+            return adj.to_torch_sparse_csr_tensor(dtype=x.dtype)
+        if adj.layout != torch.sparse_csr:
+            adj = adj.to_sparse_csr()
+        return adj.to(x.dtype)
 
     def _prepare(self, x: Tensor, edge_index: Adj,
                  edge_weight: OptTensor) -> Tuple[Adj, OptTensor]:
@@ -261,22 +312,26 @@ class LightGODEConv(MessagePassing):
                 and not self._propagate_forward_pre_hooks
                 and not self._propagate_forward_hooks)
 
-    def _propagate(self, blocks: List[RowBlock], x: Tensor) -> Tensor:
+    def _propagate(self, blocks: List[RowBlock], x: Tensor,
+                   partition: Optional[Partition] = None) -> Tensor:
+        cols = x if partition is None else partition.gather(x)
         if len(blocks) == 1:
-            return self._propagate_rows(blocks[0][2], blocks[0][3], x)
+            return self._propagate_rows(blocks[0][2], blocks[0][3], cols)
         out = x.new_empty(x.shape)
         for start, end, graph, edge_weight in blocks:
-            out[start:end] = self._propagate_rows(graph, edge_weight, x)
+            out[start:end] = self._propagate_rows(graph, edge_weight, cols)
         return out
 
     def _euler(self, x: Tensor, blocks: List[RowBlock],
-               times: List[float]) -> Tensor:
+               times: List[float],
+               partition: Optional[Partition] = None) -> Tensor:
         # One step per time needs dX/dt at 0 only: one propagation in all.
+        cols = x if partition is None else partition.gather(x)
         if len(blocks) == 1:
             if len(times) == 1 and self._plain_sparse(blocks[0][2]):
                 # (1 + t) x + t A x as one fused sparse product.
-                return _sparse_addmm(x, blocks[0][2], times[0])[None]
-            out = self._propagate_rows(blocks[0][2], blocks[0][3], x)
+                return _sparse_addmm(x, blocks[0][2], times[0], cols)[None]
+            out = self._propagate_rows(blocks[0][2], blocks[0][3], cols)
             if len(times) == 1:  # (1 + t) x + t A x, in place.
                 return out.mul_(times[0]).add_(x, alpha=1.0 + times[0])[None]
             t = torch.tensor(times, dtype=x.dtype, device=x.device)
@@ -284,21 +339,25 @@ class LightGODEConv(MessagePassing):
         out = x.new_empty((len(times), ) + x.shape)
         for start, end, graph, edge_weight in blocks:
             x_rows = x[start:end]
-            slope = self._propagate_rows(graph, edge_weight, x).add_(x_rows)
+            slope = self._propagate_rows(graph, edge_weight,
+                                         cols).add_(x_rows)
             for i, time in enumerate(times):
                 out[i, start:end] = torch.add(x_rows, slope, alpha=time)
         return out
 
     def _integrate(self, x: Tensor, blocks: List[RowBlock],
-                   times: List[float]) -> Tensor:
+                   times: List[float],
+                   partition: Optional[Partition] = None) -> Tensor:
         def derivative(time: Tensor, state: Tensor) -> Tensor:
-            return self._propagate(blocks, state) + x
+            return self._propagate(blocks, state, partition) + x
 
+        norm = None if partition is None else _partition_rms_norm(partition)
         return integrate(derivative, x, times, self.method, self.step_size,
-                         self.rtol, self.atol, self.max_steps)
+                         self.rtol, self.atol, self.max_steps, norm=norm)
 
     def _exact(self, x: Tensor, blocks: List[RowBlock],
-               times: List[float]) -> Tensor:
+               times: List[float],
+               partition: Optional[Partition] = None) -> Tensor:
         # Stops once the terms are small: reads their norms (host syncs).
         t = torch.tensor(times, dtype=torch.float64)
         power_coef = torch.ones_like(t)  # t^k / k!
@@ -308,16 +367,28 @@ class LightGODEConv(MessagePassing):
             out[:, start:end] = x_coef * x[start:end]
         power = x  # A^k x
         prev_terms = torch.full_like(t, float('inf'))
-        abs_tol = self.atol * math.sqrt(x.numel())
+        numel = x.numel() if partition is None else float(
+            partition.all_reduce(torch.tensor([float(x.numel())],
+                                              dtype=torch.float64)))
+        abs_tol = self.atol * math.sqrt(numel)
         for k in range(1, self.max_terms + 1):
-            power = self._propagate(blocks, power)
+            power = self._propagate(blocks, power, partition)
             power_coef = power_coef * t / k
             coef = power_coef * (1 + t / (k + 1))
             power_coef_x = coef.to(x).view(-1, 1, 1)
             for start, end, _, _ in blocks:  # In place, block by block.
                 out[:, start:end] += power_coef_x * power[start:end]
-            terms = coef * float(power.detach().norm())
-            tol = self.rtol * out.detach().flatten(1).norm(dim=1).double()
+            if partition is None:
+                terms = coef * float(power.detach().norm())
+                tol = self.rtol * out.detach().flatten(1).norm(
+                    dim=1).double()
+            else:  # Norms over all blocks: every block stops together.
+                squares = partition.all_reduce(torch.cat([
+                    power.detach().double().pow(2).sum().view(1),
+                    out.detach().double().flatten(1).pow(2).sum(1)
+                ]).cpu())
+                terms = coef * float(squares[0].sqrt())
+                tol = self.rtol * squares[1:].sqrt()
             # Small and shrinking at least geometrically, so the tail is too:
             if bool(((terms <= tol.cpu() + abs_tol) &
                      (terms <= 0.5 * prev_terms)).all()):
@@ -420,6 +491,19 @@ def _sparse_addmm(x: Tensor, adj_t: Tensor, t: float,
                   x_src: Optional[Tensor] = None) -> Tensor:
     return torch.addmm(x, adj_t, x if x_src is None else x_src,
                        beta=1.0 + t, alpha=t)
+
+
+def _partition_rms_norm(partition: Partition):
+    r"""torchdiffeq's error norm (the RMS over all entries) over every
+    block of :obj:`partition`, so that all blocks take the same steps."""
+    def norm(value: Tensor) -> Tensor:
+        sums = partition.all_reduce(torch.stack([
+            value.detach().double().pow(2).sum().cpu(),
+            torch.tensor(float(value.numel()), dtype=torch.float64)
+        ]))
+        return (sums[0] / sums[1]).sqrt().to(value.device, value.dtype)
+
+    return norm
 
 
 def _check_sparse_dtype(x: Tensor):

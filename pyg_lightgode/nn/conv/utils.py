@@ -1,9 +1,27 @@
+from typing import Protocol
+
 import torch
 from torch import Tensor
 from torch_geometric.typing import Adj, OptTensor, SparseTensor
 from torch_geometric.utils import is_torch_sparse_tensor
 
 from pyg_lightgode.data.validation import check_index_range
+
+
+class Partition(Protocol):
+    r"""One block of rows of a graph whose nodes are split into blocks
+    (*e.g.* across :mod:`torch.distributed` ranks), as
+    :class:`~pyg_lightgode.nn.conv.LightGODEConv` propagates it: the block
+    owns :math:`n` rows, and its part of the adjacency is an :math:`n \times
+    m` matrix whose first :math:`n` columns are its own rows."""
+    def gather(self, x: Tensor) -> Tensor:
+        r"""The :math:`m` rows the block's columns index, :obj:`[m, F]`,
+        from the block's own rows :obj:`x` :obj:`[n, F]` (its own rows
+        first, then those fetched from the other blocks)."""
+
+    def all_reduce(self, value: Tensor) -> Tensor:
+        r"""The sum of a small CPU tensor over all blocks (the same result
+        on every block)."""
 
 
 def is_sparse_adjacency(edge_index: Adj, edge_weight: OptTensor) -> bool:

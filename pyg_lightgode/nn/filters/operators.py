@@ -15,7 +15,7 @@ matrix times a dense matrix (:math:`\tilde{R} X` then :math:`\tilde{R}^\top
 (\cdot)`), the fastest layout of :func:`torch.sparse.mm` on CPU.
 """
 import math
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import Callable, Iterator, List, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -34,6 +34,10 @@ from pyg_lightgode.nn.ode import (
     check_method,
     integrate,
 )
+
+#: Sums a tensor over the row blocks of a graph whose users are split into
+#: blocks (*e.g.* :func:`torch.distributed.all_reduce` across ranks).
+AllReduce = Callable[[Tensor], Tensor]
 
 #: Ways to compute the top-:math:`k` right singular vectors of
 #: :math:`\tilde{R}` in :func:`ideal_basis`.
@@ -142,13 +146,16 @@ def inv_degree_power(degree: Tensor, power: float) -> Tensor:
 
 def normalize_interactions(graph, num_users: int, num_items: int,
                            user_power: float = 0.5, item_power: float = 0.5,
-                           dtype: torch.dtype = torch.float32
+                           dtype: torch.dtype = torch.float32,
+                           all_reduce: Optional[AllReduce] = None
                            ) -> NormalizedGraph:
     r""":math:`\tilde{R} = D_U^{-a} R D_I^{-b}` with :math:`a` =
     :obj:`user_power` and :math:`b` = :obj:`item_power` (GF-CF and BSPM:
     :math:`a = b = 1/2`; Turbo-CF: :math:`a = \alpha, b = 1 - \alpha`).
     Nodes without interactions get a zero row or column. :obj:`graph` takes
-    every form of :func:`interaction_matrix`.
+    every form of :func:`interaction_matrix`. With :obj:`all_reduce`,
+    :obj:`graph` holds one block of users' rows (:obj:`num_users` of them)
+    and the item degrees are summed over all blocks.
 
     Memory: the two CSR copies take about :math:`2 \cdot 12 |E|` bytes
     (int64 column ids and float32 values) plus the row pointers.
@@ -164,6 +171,8 @@ def normalize_interactions(graph, num_users: int, num_items: int,
                               device=value.device).index_add_(0, user, value)
     item_degree = torch.zeros(num_items, dtype=dtype,
                               device=value.device).index_add_(0, item, value)
+    if all_reduce is not None:
+        item_degree = all_reduce(item_degree)
     norm = value * inv_degree_power(user_degree, user_power)[user] * \
         inv_degree_power(item_degree, item_power)[item]
     matrix = sorted_csr(user, item, norm, (num_users, num_items))
@@ -226,11 +235,19 @@ class SpectralBasis(NamedTuple):
 
 
 def _block_krylov(graph: NormalizedGraph, k: int, niter: int,
-                  oversample: int, seed: Optional[int]) -> SpectralBasis:
+                  oversample: int, seed: Optional[int],
+                  all_reduce: Optional[AllReduce] = None) -> SpectralBasis:
     r"""Randomized block Krylov SVD: the Rayleigh--Ritz projection of
     :math:`\tilde{R}` onto :math:`\mathrm{span}[\tilde{P}\Omega, \dots,
     \tilde{P}^{q+1}\Omega]` with :math:`\Omega` a seeded Gaussian
-    :obj:`[I, k + oversample]` and :math:`q` = :obj:`niter`."""
+    :obj:`[I, k + oversample]` and :math:`q` = :obj:`niter`. With
+    :obj:`all_reduce`, :obj:`graph` is one block of users' rows: the products
+    :math:`\tilde{P} X = \sum_b \tilde{R}_b^\top \tilde{R}_b X` and the
+    Gram matrix are summed over the blocks, and every block gets the same
+    basis."""
+    def reduce(value: Tensor) -> Tensor:
+        return value if all_reduce is None else all_reduce(value)
+
     num_items = graph.num_items
     width = min(k + oversample, num_items)
     generator = torch.Generator().manual_seed(0 if seed is None else seed)
@@ -241,13 +258,14 @@ def _block_krylov(graph: NormalizedGraph, k: int, niter: int,
     progress = Progress(f'ideal basis (block Krylov, k={k})', niter + 1,
                         'blocks')
     for _ in range(niter + 1):
-        block, _ = torch.linalg.qr(item_item(block, graph, block=128))
+        block, _ = torch.linalg.qr(reduce(item_item(block, graph,
+                                                    block=128)))
         blocks.append(block)
         progress.update()
     progress.close()
     basis, _ = torch.linalg.qr(torch.cat(blocks, dim=1))  # [I, m]
     user_side = torch.sparse.mm(graph.matrix, basis)  # [U, m] = R~ Q
-    gram = (user_side.t() @ user_side).double()
+    gram = reduce((user_side.t() @ user_side).double())
     values, vectors = torch.linalg.eigh(gram)  # ascending
     values = values.flip(0)[:k].clamp_min(0).sqrt()
     vectors = vectors.flip(1)[:, :k].to(dtype)
@@ -256,7 +274,8 @@ def _block_krylov(graph: NormalizedGraph, k: int, niter: int,
 
 def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'krylov',
                 niter: int = 4, oversample: int = 64,
-                seed: Optional[int] = 0) -> SpectralBasis:
+                seed: Optional[int] = 0,
+                all_reduce: Optional[AllReduce] = None) -> SpectralBasis:
     r"""The top-:obj:`k` right singular vectors of :math:`\tilde{R}`, the
     basis of the ideal low-pass filter.
 
@@ -272,10 +291,20 @@ def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'krylov',
     (Gowalla, :math:`k = 256`: the default takes 0.22x ARPACK's time and
     captures 98.4% of its subspace; BENCHMARKS.md, spectral basis).
 
+    With :obj:`all_reduce` (:obj:`'krylov'` only), :obj:`graph` holds one
+    block of users' rows (normalised by :func:`normalize_interactions` with
+    the same :obj:`all_reduce`) and the basis is that of the whole graph.
+
     Memory: :math:`O((|U| + |I|) (k + \text{oversample}))` floats besides
     the graph.
     """
     num_users, num_items = graph.matrix.shape
+    if all_reduce is not None:
+        if method != 'krylov':
+            raise ValueError(f"A graph split into blocks of users needs "
+                             f"method='krylov' (got {method!r})")
+        num_users = int(all_reduce(torch.tensor([float(num_users)],
+                                                dtype=torch.float64)))
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"'k' must be a positive integer (got {k!r})")
     if k >= min(num_users, num_items):
@@ -307,7 +336,8 @@ def ideal_basis(graph: NormalizedGraph, k: int, method: str = 'krylov',
         raise ValueError(f"'niter' must be a non-negative integer (got "
                          f"{niter!r})")
     if method == 'krylov':
-        return _block_krylov(graph, k, niter, max(int(oversample), 0), seed)
+        return _block_krylov(graph, k, niter, max(int(oversample), 0), seed,
+                             all_reduce)
     q = min(k + max(int(oversample), 0), min(num_users, num_items))
     coo = graph.matrix.to_sparse_coo().coalesce()
     state = torch.random.get_rng_state()

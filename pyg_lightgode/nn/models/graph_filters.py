@@ -25,6 +25,7 @@ from pyg_lightgode.data.validation import (
 )
 from pyg_lightgode.nn.filters.operators import (
     SVD_METHODS,
+    AllReduce,
     LinearFlow,
     NormalizedGraph,
     chebyshev_filter,
@@ -142,14 +143,20 @@ class GraphFilter(Scorer):
         self.svd, self.niter, self.seed = svd, niter, seed
         self.basis: Optional[Tensor] = None
 
-    def _fit_spectral(self, graph, with_basis: bool) -> 'GraphFilter':
+    def _fit_spectral(self, graph, with_basis: bool,
+                      all_reduce: Optional[AllReduce] = None
+                      ) -> 'GraphFilter':
         r"""Fits :math:`\tilde{R}` and, if :obj:`with_basis`, the ideal
-        filter's basis (:obj:`k`, :obj:`svd`, :obj:`niter`, :obj:`seed`)."""
-        graph_ = normalize_interactions(graph, self.num_users, self.num_items)
+        filter's basis (:obj:`k`, :obj:`svd`, :obj:`niter`, :obj:`seed`).
+        With :obj:`all_reduce`, :obj:`graph` holds one block of users' rows
+        (see :func:`~pyg_lightgode.nn.filters.ideal_basis`)."""
+        graph_ = normalize_interactions(graph, self.num_users, self.num_items,
+                                        all_reduce=all_reduce)
         basis = None
         if with_basis:
             basis = ideal_basis(graph_, self.k, self.svd, self.niter,
-                                seed=self.seed).vectors
+                                seed=self.seed,
+                                all_reduce=all_reduce).vectors
         self._fit_rows(graph)
         self.graph, self.basis = graph_, basis
         return self
@@ -481,7 +488,7 @@ class GFCF(GraphFilter):
         return self.alpha > 0
 
     def filter(self, x: Tensor) -> Tensor:
-        out = item_item(x, self.graph)
+        out = self._item_item(x)
         if self.basis is not None:
             out += self.alpha * ideal_filter(x, self.basis,
                                              self.graph.item_degree)
