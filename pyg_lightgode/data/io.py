@@ -26,6 +26,41 @@ def atomic_save(obj: Any, path: str) -> None:
     atomic_write(lambda tmp: torch.save(obj, tmp), path)
 
 
+def _unpickling_reason(error: Exception) -> str:
+    text = str(error)
+    if 'Weights only load failed' in text:
+        lines = [
+            line.strip() for line in text.splitlines()[1:]
+            if line.strip() and not line.startswith(('Please file', 'Check'))
+        ]
+        text = ' '.join(lines)
+    text = ' '.join(text.split())
+    text = text[:300] + '...' if len(text) > 300 else text
+    return f'{type(error).__name__}: {text}' if text else \
+        type(error).__name__
+
+
+def load_weights_only(path: str, what: str,
+                      error: Callable[[str], Exception] = ValueError) -> Any:
+    r"""Reads :obj:`path` with :obj:`torch.load(path, weights_only=True,
+    map_location='cpu')`, so that nothing stored in it runs. A missing,
+    empty or unreadable file raises :obj:`error` naming the :obj:`what`
+    (*e.g.* "checkpoint") and the path."""
+    where = f"{what} '{path}'"
+    if not osp.isfile(path):
+        raise error(f"{where} does not exist or is not a file")
+    if osp.getsize(path) == 0:
+        raise error(f"{where} is empty (0 bytes)")
+    try:
+        return torch.load(path, weights_only=True, map_location='cpu')
+    except Exception as e:
+        raise error(
+            f"{where} cannot be read as a weights-only file: it is "
+            f"truncated or corrupted, not a {what}, or holds objects "
+            f"other than tensors and plain values (refused; nothing in it "
+            f"was run). Cause: {_unpickling_reason(e)}") from e
+
+
 def write_json(obj: Any, path: str) -> None:
     r"""Writes :obj:`obj` as indented JSON through :func:`atomic_write`."""
     def write(tmp):

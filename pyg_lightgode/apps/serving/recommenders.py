@@ -49,7 +49,7 @@ from pyg_lightgode.apps.serving.fold_in import (
     E0_RULES,
     LightGODEFoldIn,
 )
-from pyg_lightgode.data.io import atomic_save
+from pyg_lightgode.data.io import atomic_save, load_weights_only
 
 #: The :obj:`'format'` entry of every artefact.
 ARTEFACT_FORMAT = 'pyg_lightgode.serving'
@@ -593,19 +593,7 @@ def load_recommender(path: str) -> Recommender:
     :class:`ArtefactError` naming :obj:`path` for a missing, empty,
     damaged, foreign or malformed file."""
     where = f"artefact '{path}'"
-    if not os.path.isfile(path):
-        raise ArtefactError(f"{where} does not exist or is not a file")
-    if os.path.getsize(path) == 0:
-        raise ArtefactError(f"{where} is empty (0 bytes)")
-    try:
-        state = torch.load(path, weights_only=True, map_location='cpu')
-    except Exception as e:
-        cause = ' '.join(str(e).split())[:300]
-        raise ArtefactError(
-            f"{where} cannot be read as a weights-only file: it is "
-            f"truncated or corrupted, not an artefact, or holds objects "
-            f"other than tensors and plain values (refused; nothing in it "
-            f"was run). Cause: {type(e).__name__}: {cause}") from e
+    state = load_weights_only(path, 'artefact', ArtefactError)
     if not isinstance(state, dict) or state.get('format') != ARTEFACT_FORMAT:
         raise ArtefactError(f"{where} is not a {ARTEFACT_FORMAT} artefact")
     if state.get('version') != ARTEFACT_VERSION:

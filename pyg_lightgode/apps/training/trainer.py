@@ -20,7 +20,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pyg_lightgode.data.io import atomic_save, remove_stale_tmp_files
+from pyg_lightgode.data.io import (
+    atomic_save,
+    load_weights_only,
+    remove_stale_tmp_files,
+)
 from pyg_lightgode.apps.training.distributed import (
     all_reduce_sum,
     barrier,
@@ -107,20 +111,6 @@ def model_config(model: torch.nn.Module) -> Dict[str, Any]:
     }
 
 
-def _unpickling_reason(error: Exception) -> str:
-    text = str(error)
-    if 'Weights only load failed' in text:
-        lines = [
-            line.strip() for line in text.splitlines()[1:]
-            if line.strip() and not line.startswith(('Please file', 'Check'))
-        ]
-        text = ' '.join(lines)
-    text = ' '.join(text.split())
-    text = text[:300] + '...' if len(text) > 300 else text
-    return f'{type(error).__name__}: {text}' if text else \
-        type(error).__name__
-
-
 def read_checkpoint(path: str) -> Dict[str, Any]:
     r"""Reads a checkpoint written by :class:`Trainer` with
     :obj:`torch.load(path, weights_only=True, map_location='cpu')`, so that
@@ -129,18 +119,7 @@ def read_checkpoint(path: str) -> Dict[str, Any]:
     Whether it fits a model is checked by :meth:`Trainer.fit` (see
     :func:`check_checkpoint`)."""
     where = f"checkpoint '{path}'"
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{where} does not exist or is not a file")
-    if os.path.getsize(path) == 0:
-        raise CheckpointError(f"{where} is empty (0 bytes)")
-    try:
-        state = torch.load(path, weights_only=True, map_location='cpu')
-    except Exception as e:
-        raise CheckpointError(
-            f"{where} cannot be read as a weights-only checkpoint: it is "
-            f"truncated or corrupted, not a checkpoint, or holds objects "
-            f"other than tensors and plain values (refused; nothing in it "
-            f"was run). Cause: {_unpickling_reason(e)}") from e
+    state = load_weights_only(path, 'checkpoint', CheckpointError)
     if not isinstance(state, dict):
         raise CheckpointError(f"{where} holds a {type(state).__name__}, not "
                               f"a checkpoint dict")
