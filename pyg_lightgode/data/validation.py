@@ -94,6 +94,19 @@ def check_floating(x: Tensor, name: str,
     return x
 
 
+def check_matrix(x: Tensor, name: str, shape: str = '[N, F]') -> Tensor:
+    r"""Checks that :obj:`x` is a 2-D floating-point tensor (described as
+    :obj:`shape` in the message). Metadata only: never synchronises."""
+    if not isinstance(x, Tensor) or x.dim() != 2:
+        got = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"'{name}' must be a 2-D tensor {shape} (got "
+                         f"{got})")
+    if not x.is_floating_point():
+        raise ValueError(f"'{name}' must be a floating point tensor (got "
+                         f"{x.dtype})")
+    return x
+
+
 def check_index_dtype(index: Tensor, name: str) -> Tensor:
     r"""Checks that :obj:`index` is a tensor of integer ids (not floating,
     complex or boolean). Metadata only: never synchronises."""

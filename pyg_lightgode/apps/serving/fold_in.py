@@ -69,6 +69,7 @@ from torch_geometric.index import index2ptr
 from torch_geometric.utils import cumsum
 
 from pyg_lightgode.data.bipartite import check_interactions, to_csr
+from pyg_lightgode.data.validation import check_matrix
 from pyg_lightgode.nn.conv import LightGODEConv
 from pyg_lightgode.nn.ode import check_method
 
@@ -85,13 +86,7 @@ _KEY = 1 << 31
 # Checks
 # --------------------------------------------------------------------------
 def _check_table(x, name: str) -> Tensor:
-    if not isinstance(x, Tensor) or x.dim() != 2:
-        shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"'{name}' must be a 2-D tensor [N, F] (got "
-                         f"{shape})")
-    if not x.is_floating_point():
-        raise ValueError(f"'{name}' must be a floating point tensor (got "
-                         f"{x.dtype})")
+    check_matrix(x, name)
     if x.numel() > 0 and not bool(torch.isfinite(x).all()):
         raise ValueError(f"'{name}' contains NaN or infinite values")
     return x.detach()

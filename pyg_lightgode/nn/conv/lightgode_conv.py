@@ -18,6 +18,7 @@ from torch_geometric.utils import (
     to_torch_csr_tensor,
 )
 
+from pyg_lightgode.data.validation import check_matrix
 from pyg_lightgode.nn.conv.utils import (
     Partition,
     check_graph,
@@ -422,13 +423,7 @@ def _check_chunk_size(chunk_size: Optional[int]) -> Optional[int]:
 
 
 def _check_features(x: Tensor, allow_empty: bool = False):
-    if not isinstance(x, Tensor) or x.dim() != 2:
-        shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"'x' must be a 2-D node feature tensor [N, F] "
-                         f"(got {shape})")
-    if not x.is_floating_point():
-        raise ValueError(f"'x' must be a floating point tensor (got "
-                         f"{x.dtype})")
+    check_matrix(x, 'x', 'of node features [N, F]')
     if x.size(0) == 0 and not allow_empty:
         raise ValueError("'x' has no rows: the graph needs at least one node")
 
