@@ -174,13 +174,17 @@ def reduced_split(split, side: int, new: torch.Tensor):
 # Training and evaluation
 # --------------------------------------------------------------------------
 def train(args, split, what: str):
-    from pyg_lightgode.apps.training import format_epoch
+    from pyg_lightgode.apps.training import format_epoch, seed_everything
     from pyg_lightgode.apps.training.recipes import (
         LIGHTGODE_SETTINGS,
         train_lightgode,
     )
     from pyg_lightgode.nn.models import LightGODE
     tuned = LIGHTGODE_SETTINGS[args.dataset]
+    # The initialisation draws from the global generator: seeded here, it
+    # no longer depends on what ran before in the process (processing the
+    # dataset in this run or loading it from the cache, earlier models).
+    seed_everything(args.seed)
     model = LightGODE(split.num_users, split.num_items, embedding_dim=64,
                       t=tuned['t'], gamma=tuned['gamma'],
                       sparse=tuned['sparse'])

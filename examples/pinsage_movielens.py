@@ -117,9 +117,11 @@ def main(defaults=MOVIELENS, argv=None, doc=__doc__):
         item_to_item_pairs,
     )
 
-    seed_everything(args.seed)
     split = cli.load_split(args)
     print(f'{args.dataset}: {split.stats()}')
+    # Seeded after loading: processing the dataset in this run (rather than
+    # reading the cache) draws from the global generator.
+    seed_everything(args.seed)
     model = build_model(args, split)
     result = train_pinsage(
         model, split, epochs=args.epochs, patience=args.patience,
