@@ -146,8 +146,8 @@ def run(args):
     cli.fill_defaults(args, LIGHTGODE_SETTINGS[tuned_for])
     with main_process_first():  # Rank 0 processes the dataset files first.
         split = cli.load_split(args)
-    # Seeded after loading: processing the dataset in this run (rather than
-    # reading the cache) draws from the global generator.
+    # Seeded right before the model is built, so that its initialisation
+    # depends on the seed alone, whatever loading the data drew.
     seed_everything(args.seed)
     if main:
         print(f'{args.dataset}: {split.stats()}')

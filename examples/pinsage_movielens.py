@@ -119,8 +119,8 @@ def main(defaults=MOVIELENS, argv=None, doc=__doc__):
 
     split = cli.load_split(args)
     print(f'{args.dataset}: {split.stats()}')
-    # Seeded after loading: processing the dataset in this run (rather than
-    # reading the cache) draws from the global generator.
+    # Seeded right before the model is built, so that its initialisation
+    # depends on the seed alone, whatever loading the data drew.
     seed_everything(args.seed)
     model = build_model(args, split)
     result = train_pinsage(
