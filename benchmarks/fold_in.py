@@ -45,9 +45,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+from pyg_lightgode.apps import cli  # standard library only
 
 VAL_RATIO = {'gowalla': 0.1}
 
@@ -57,10 +55,7 @@ def build_parser():
     add = parser.add_argument
     add('--dataset', default='movielens100k',
         choices=('gowalla', 'movielens100k'), help='the dataset')
-    add('--root', default='data', help='datasets folder')
-    add('--raw-dir', default=None,
-        help='folder with already-downloaded raw files (default: download '
-        'them)')
+    cli.add_file_arguments(parser)
     add('--json', default=None, help='write the issue-format JSON here')
     add('--details', default=None,
         help='write every figure of the run here (JSON)')

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import HELP_PROBE, tiny_gowalla
 from pyg_lightgode.apps import cli
 from pyg_lightgode.apps.training import Trainer, format_epoch
 
@@ -26,23 +27,6 @@ SCRIPTS = sorted(
 # Options without a default.
 REQUIRED = {('benchmarks/bench_retrieval.py', '--raw-dir'),
             ('examples/serve.py', 'artefact')}
-# --help of a script in a fresh interpreter: whether torch was imported.
-HELP_PROBE = '''
-import io, json, runpy, sys
-from contextlib import redirect_stdout
-script = sys.argv[1]
-sys.argv = [script, '--help']
-sys.path.insert(0, 'examples')
-sys.path.insert(0, 'benchmarks')
-out = io.StringIO()
-with redirect_stdout(out):
-    try:
-        runpy.run_path(script, run_name='__main__')
-    except SystemExit as exit:
-        code = exit.code
-print(json.dumps({'code': code, 'help': out.getvalue(),
-                  'torch': 'torch' in sys.modules}))
-'''
 
 
 def option_entries(help_text):
@@ -177,17 +161,6 @@ def test_trainer_removes_stale_tmp_files_of_a_killed_run(tmp_path):
     assert other.exists()  # Only the checkpoint's own leftovers go.
 
 
-def tiny_gowalla(raw):
-    raw.mkdir(parents=True)
-    train, test = [], []
-    for u in range(24):
-        items = [(u // 8) * 8 + (u + j) % 8 for j in range(6)]
-        train.append(' '.join(map(str, [u] + items[:4])))
-        test.append(' '.join(map(str, [u] + items[4:])))
-    (raw / 'train.txt').write_text('\n'.join(train) + '\n')
-    (raw / 'test.txt').write_text('\n'.join(test) + '\n')
-
-
 @pytest.mark.slow
 def test_main_job_checkpoints_by_default_and_resumes_after_a_kill(
         tmp_path):
@@ -311,7 +284,6 @@ def test_fold_in_benchmark_models_depend_on_the_seed_alone():
     import argparse
     import importlib.util
 
-    sys.path.insert(0, str(ROOT / 'tests'))
     from helpers import clustered_split
     spec = importlib.util.spec_from_file_location(
         'fold_in_bench', ROOT / 'benchmarks' / 'fold_in.py')
