@@ -34,17 +34,15 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+from pyg_lightgode.apps import cli  # standard library only
 
 
 def build_parser():
     parser = cli.make_parser(__doc__)
     add = parser.add_argument
-    add('--root', default='/tmp/pyg_lightgode_data', help='datasets folder')
-    add('--raw-dir', default=None,
-        help='directory with Gowalla train.txt/test.txt (or --synthetic)')
+    cli.add_file_arguments(parser, '/tmp/pyg_lightgode_data',
+                           'folder with Gowalla train.txt/test.txt (or '
+                           '--synthetic)')
     add('--synthetic', action='store_true',
         help='random pairs and embeddings at Gowalla size')
     cli.add_threads_argument(parser, default='1,2', several=True)

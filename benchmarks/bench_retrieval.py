@@ -17,18 +17,17 @@ import os
 import sys
 import time
 
+from pyg_lightgode.apps import cli  # standard library only
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
 
 
 def build_parser():
     parser = cli.make_parser(__doc__)
     add = parser.add_argument
-    add('--root', default='/tmp/pyg_lightgode_data', help='datasets folder')
-    add('--raw-dir', required=True,
-        help='folder with the Gowalla files (train.txt, test.txt)')
+    cli.add_file_arguments(parser, '/tmp/pyg_lightgode_data',
+                           'folder with the Gowalla files (train.txt, '
+                           'test.txt)', required=True)
     cli.add_threads_argument(parser)
     add('--k', type=int, default=20, help='items retrieved per user')
     add('--num-cells', type=int, default=None,

@@ -53,9 +53,7 @@ import types
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+from pyg_lightgode.apps import cli  # standard library only
 
 
 def build_parser():

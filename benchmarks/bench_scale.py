@@ -44,9 +44,7 @@ import tempfile
 import time
 from typing import Dict, List, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+from pyg_lightgode.apps import cli  # standard library only
 
 
 def build_parser():

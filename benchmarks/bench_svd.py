@@ -12,26 +12,22 @@ singular-value error, and the end metric (on ``--eval-users`` users).
 """
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+from pyg_lightgode.apps import cli  # standard library only
 
 
 def build_parser():
     parser = cli.make_parser(__doc__)
     add = parser.add_argument
     add('--dataset', default='gowalla', help=cli.DATASET_HELP)
-    add('--root', default='data', help='datasets folder')
-    add('--raw-dir', default=None,
-        help='folder with already-downloaded raw files (default: download)')
+    cli.add_file_arguments(parser)
     add('--k', type=int, default=256, help='singular vectors of the basis')
-    add('--krylov-niter', default='2,4,6',
-        help='comma-separated iteration counts of the block Krylov method')
-    add('--lowrank-niter', default='4',
-        help='comma-separated iteration counts of torch.svd_lowrank')
+    for name, default, method in (('krylov', '2,4,6', 'the block Krylov '
+                                   'method'),
+                                  ('lowrank', '4', 'torch.svd_lowrank')):
+        add(f'--{name}-niter', default=default,
+            help=f'comma-separated iteration counts of {method}')
     cli.add_threads_argument(parser)
     add('--eval-users', type=int, default=5000,
         help='GF-CF metrics on this many users drawn with seed 0 (0: all '

@@ -16,20 +16,15 @@ training pairs), or a random graph of that size with ``--synthetic``.
 """
 import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))
-from pyg_lightgode.apps import cli  # noqa: E402  (standard library only)
+from pyg_lightgode.apps import cli  # standard library only
 
 
 def build_parser():
     parser = cli.make_parser(__doc__)
     add = parser.add_argument
-    add('--root', default='data', help='datasets folder')
-    add('--raw-dir', default=None,
-        help='folder with the Gowalla files (default: download them)')
+    cli.add_file_arguments(parser)
     add('--synthetic', action='store_true',
         help='a random graph of Gowalla size instead of Gowalla')
     add('--batch-size', type=int, default=1024,

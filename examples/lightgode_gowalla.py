@@ -144,9 +144,11 @@ def run(args):
     tuned_for = args.dataset if args.dataset in LIGHTGODE_SETTINGS else \
         'movielens100k'
     cli.fill_defaults(args, LIGHTGODE_SETTINGS[tuned_for])
-    seed_everything(args.seed)
     with main_process_first():  # Rank 0 processes the dataset files first.
         split = cli.load_split(args)
+    # Seeded right before the model is built, so that its initialisation
+    # depends on the seed alone, whatever loading the data drew.
+    seed_everything(args.seed)
     if main:
         print(f'{args.dataset}: {split.stats()}')
         print(f"settings (LIGHTGODE_SETTINGS['{tuned_for}'] where not "

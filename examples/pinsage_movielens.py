@@ -114,9 +114,11 @@ def main(defaults=MOVIELENS, argv=None, doc=__doc__):
     from pyg_lightgode.metrics import evaluate_ranking, item_to_item_metrics
     from pyg_lightgode.metrics.item_to_item import item_to_item_pairs
 
-    seed_everything(args.seed)
     split = cli.load_split(args)
     print(f'{args.dataset}: {split.stats()}')
+    # Seeded right before the model is built, so that its initialisation
+    # depends on the seed alone, whatever loading the data drew.
+    seed_everything(args.seed)
     model = build_model(args, split)
     result = train_pinsage(
         model, split, epochs=args.epochs, patience=args.patience,

@@ -31,3 +31,38 @@ def run_ranks(worker, out_dir, world_size=2):
                        nprocs=world_size, join=True, start_method=method)
     return [torch.load(out_dir / f'rank{r}.pt', weights_only=False)
             for r in range(world_size)]
+
+
+def tiny_gowalla(raw):
+    r"""A Gowalla-format fixture in the folder :obj:`raw`: 24 users in 3
+    communities of 8 items (4 training and 2 test items each)."""
+    raw.mkdir(parents=True)
+    train, test = [], []
+    for u in range(24):
+        items = [(u // 8) * 8 + (u + j) % 8 for j in range(6)]
+        train.append(' '.join(map(str, [u] + items[:4])))
+        test.append(' '.join(map(str, [u] + items[4:])))
+    (raw / 'train.txt').write_text('\n'.join(train) + '\n')
+    (raw / 'test.txt').write_text('\n'.join(test) + '\n')
+
+
+#: Runs a script's --help in a fresh interpreter (``python -c HELP_PROBE
+#: script``, from the repository root) and prints JSON: the exit code, the
+#: help text, the seconds the script took and whether torch was imported.
+HELP_PROBE = '''
+import io, json, runpy, sys, time
+from contextlib import redirect_stdout
+script = sys.argv[1]
+sys.argv = [script, '--help']
+sys.path.insert(0, 'examples')
+sys.path.insert(0, 'benchmarks')
+out, start = io.StringIO(), time.perf_counter()
+with redirect_stdout(out):
+    try:
+        runpy.run_path(script, run_name='__main__')
+    except SystemExit as exit:
+        code = exit.code
+print(json.dumps({'code': code, 'help': out.getvalue(),
+                  'seconds': time.perf_counter() - start,
+                  'torch': 'torch' in sys.modules}))
+'''

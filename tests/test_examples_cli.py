@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import HELP_PROBE
 from pyg_lightgode.apps import cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,24 +20,6 @@ EXAMPLES = {
     'pinsage_movielens.py': ('PinSage on MovieLens-100K', 'movielens100k'),
 }
 
-# Runs a script's --help in a fresh interpreter and reports whether torch
-# was imported and how long the script itself took.
-HELP_PROBE = '''
-import io, json, runpy, sys, time
-from contextlib import redirect_stdout
-script = sys.argv[1]
-sys.argv = [script, '--help']
-sys.path.insert(0, 'examples')
-out, start = io.StringIO(), time.perf_counter()
-with redirect_stdout(out):
-    try:
-        runpy.run_path(script, run_name='__main__')
-    except SystemExit as exit:
-        code = exit.code
-print(json.dumps({'code': code, 'help': out.getvalue(),
-                  'seconds': time.perf_counter() - start,
-                  'torch': 'torch' in sys.modules}))
-'''
 
 
 @pytest.mark.parametrize('script', sorted(EXAMPLES))

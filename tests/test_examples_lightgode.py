@@ -7,21 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import tiny_gowalla
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / 'shared' / 'data'
 HAS_MATPLOTLIB = importlib.util.find_spec('matplotlib') is not None
-
-
-def tiny_gowalla(raw):
-    r"""A Gowalla-format fixture: 24 users in 3 communities of 8 items."""
-    raw.mkdir(parents=True)
-    train, test = [], []
-    for u in range(24):
-        items = [(u // 8) * 8 + (u + j) % 8 for j in range(6)]
-        train.append(' '.join(map(str, [u] + items[:4])))
-        test.append(' '.join(map(str, [u] + items[4:])))
-    (raw / 'train.txt').write_text('\n'.join(train) + '\n')
-    (raw / 'test.txt').write_text('\n'.join(test) + '\n')
 
 
 def run_example(script, *argv):

@@ -309,6 +309,10 @@ def test_benchmark_writes_the_issue_keys(tmp_path):
         capture_output=True, text=True, timeout=900,
         env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert run.returncode == 0, run.stderr[-3000:]
+    # A short summary on stdout, JSON only in the files; progress on stderr.
+    assert len(run.stdout.splitlines()) <= 6 and '{' not in run.stdout
+    assert 'stage 5/5' in run.stderr
+    assert '[retrain] epoch 1: loss' in run.stderr
     result = json.loads(out.read_text())
     part = {'fold_in': {'recall@20', 'ndcg@20'},
             'retrain': {'recall@20', 'ndcg@20'},

@@ -70,13 +70,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset: str,
     group = parser.add_argument_group('data')
     add = group.add_argument
     add('--dataset', default=dataset, help=DATASET_HELP)
-    add('--root', default=root,
-        help='datasets folder: each dataset lives in <root>/<dataset>/raw '
-        '(its files) and <root>/<dataset>/processed')
-    add('--raw-dir', default=None,
-        help='folder with already-downloaded raw files (default: download '
-        'what <root>/<dataset>/raw lacks); they are linked into '
-        '<root>/<dataset>/raw')
+    add_file_arguments(group, root)
     add('--val-ratio', type=float, default=val_ratio,
         help='share of every user\'s interactions held out for validation '
         f'(early stopping): beside the {TEST_RATIO:g} test share for '
@@ -91,6 +85,21 @@ def add_data_arguments(parser: argparse.ArgumentParser, dataset: str,
 #: :obj:`--checkpoint auto`: a file named after the run's settings in
 #: :obj:`<root>/<dataset>/checkpoints` (see :func:`checkpoint_path`).
 AUTO_CHECKPOINT = 'auto'
+
+
+def add_file_arguments(parser, root: str = 'data',
+                       raw_dir_help: str = 'folder with already-downloaded '
+                       'raw files (default: download what <root>/<dataset>/'
+                       'raw lacks); they are linked into <root>/<dataset>/'
+                       'raw', required: bool = False) -> None:
+    r"""Adds :obj:`--root` (the datasets folder) and :obj:`--raw-dir`
+    (already-downloaded files) to :obj:`parser` (a parser or a group)."""
+    parser.add_argument(
+        '--root', default=root,
+        help='datasets folder: each dataset lives in <root>/<dataset>/raw '
+        '(its files) and <root>/<dataset>/processed')
+    parser.add_argument('--raw-dir', default=None, required=required,
+                        help=raw_dir_help)
 
 
 def add_output_arguments(parser: argparse.ArgumentParser,
