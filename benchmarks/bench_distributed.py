@@ -59,37 +59,37 @@ ROWS_PER_SEED = 4096
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n\n')[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--world-size', type=int, default=2,
-                        help='processes to spawn when not under torchrun')
-    parser.add_argument('--dataset', default='movielens100k',
-                        help='movielens100k, gowalla or synthetic:SCALE '
-                        '(SCALE x Gowalla\'s users, items and edges, '
-                        'power-law degrees)')
-    parser.add_argument('--root', default='/tmp/pyg_lightgode_data',
-                        help='datasets folder')
-    parser.add_argument('--raw-dir', default=None,
-                        help='raw files (default: ../shared/data/<name> '
-                        'when it exists)')
-    parser.add_argument('--stages', default=','.join(STAGES))
-    parser.add_argument('--dim', type=int, default=64)
-    parser.add_argument('--filter-k', type=int, default=256)
-    parser.add_argument('--filter-users', type=int, default=256,
-                        help='users scored per rank by the filter stage')
-    parser.add_argument('--topk-batch', type=int, default=1024)
-    parser.add_argument('--train-steps', type=int, default=5)
-    parser.add_argument('--train-batch', type=int, default=1024)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--workdir', default=None,
-                        help='data and per-process results (default: a '
-                        'folder under /tmp)')
-    parser.add_argument('--out', default=None, help='JSON file to write')
-    parser.add_argument('--role', default=None,
-                        choices=['prepare', 'single', 'rank'],
-                        help=argparse.SUPPRESS)
+    from pyg_lightgode.apps import cli
+    parser = cli.make_parser(__doc__)
+    add = parser.add_argument
+    add('--world-size', type=int, default=2,
+        help='processes to spawn when not under torchrun')
+    add('--dataset', default='movielens100k',
+        help="movielens100k, gowalla or synthetic:SCALE (SCALE x Gowalla's "
+        'users, items and edges, power-law degrees)')
+    add('--root', default='data', help='datasets folder')
+    add('--raw-dir', default=None,
+        help='raw files (default: ../shared/data/<name> when it exists)')
+    add('--stages', default=','.join(STAGES),
+        help='comma-separated stages to run')
+    add('--dim', type=int, default=64, help='embedding size')
+    add('--filter-k', type=int, default=256,
+        help="the filters' spectral rank")
+    add('--filter-users', type=int, default=256,
+        help='users scored per rank by the filter stage')
+    add('--topk-batch', type=int, default=1024,
+        help='users per top-k batch')
+    add('--train-steps', type=int, default=5,
+        help='training steps of the training stage')
+    add('--train-batch', type=int, default=1024,
+        help='pairs per training step')
+    cli.add_threads_argument(parser)
+    add('--seed', type=int, default=0, help='random seed')
+    add('--workdir', default=None,
+        help='data and per-process results (default: a temporary folder)')
+    add('--out', default=None, help='JSON file to write')
+    add('--role', default=None, choices=['prepare', 'single', 'rank'],
+        help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -508,6 +508,7 @@ def child(args, role: str, env=None) -> list:
 
 def main(argv=None):
     args = parse_args(argv)
+    args.threads = args.threads or os.cpu_count() or 1
     os.environ.setdefault('OMP_NUM_THREADS', str(args.threads))
     # Freed blocks of 1 MiB or more go back to the system, so that the
     # resident memory follows the live tensors.

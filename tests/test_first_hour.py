@@ -21,8 +21,7 @@ from pyg_lightgode.apps.training import Trainer, format_epoch
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(
     [f'examples/{p.name}' for p in (ROOT / 'examples').glob('*.py')] +
-    [f'benchmarks/{p.name}' for p in (ROOT / 'benchmarks').glob('*.py')
-     if p.name != 'run.py'])  # run.py: rewritten by the integrator.
+    [f'benchmarks/{p.name}' for p in (ROOT / 'benchmarks').glob('*.py')])
 
 # Options without a default.
 REQUIRED = {('benchmarks/bench_retrieval.py', '--raw-dir'),
