@@ -12,6 +12,17 @@ def one_thread():
     torch.set_num_threads(num_threads)
 
 
+@pytest.fixture
+def no_download(monkeypatch):
+    r"""Fails a test that would download a LightGCN dataset file."""
+    import pyg_lightgode.datasets.lightgcn as lightgcn_module
+
+    def fail(url, folder, *args, **kwargs):
+        raise AssertionError(f'unexpected download of {url}')
+
+    monkeypatch.setattr(lightgcn_module, 'download_url', fail)
+
+
 # Fixtures that start processes: a test using one is an end-to-end run.
 PROCESS_FIXTURES = {'two_process_run'}
 

@@ -1,3 +1,5 @@
+import os
+
 import torch
 
 from pyg_lightgode.data import BipartiteSplit
@@ -66,3 +68,17 @@ print(json.dumps({'code': code, 'help': out.getvalue(),
                   'seconds': time.perf_counter() - start,
                   'torch': 'torch' in sys.modules}))
 '''
+
+
+def write_files(folder, files):
+    r"""Writes :obj:`files` (name -> text or bytes) into :obj:`folder`."""
+    os.makedirs(folder, exist_ok=True)
+    for name, text in files.items():
+        mode = 'wb' if isinstance(text, bytes) else 'w'
+        with open(os.path.join(folder, name), mode) as f:
+            f.write(text)
+
+
+def pairs(index):
+    r"""The (user, item) pairs of an index, sorted."""
+    return sorted(map(tuple, index.t().tolist()))

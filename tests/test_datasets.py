@@ -8,6 +8,7 @@ import torch
 import torch_geometric.io.fs
 
 import pyg_lightgode.datasets.lightgcn as lightgcn_module
+from helpers import pairs, write_files
 from pyg_lightgode.data import BipartiteSplit
 from pyg_lightgode.datasets import Gowalla, load_dataset, load_movielens
 from pyg_lightgode.datasets.interaction_table import (
@@ -21,25 +22,6 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / 'shared' / 'data'
 
 TRAIN = '0 0 1 2\n1 1 3\n2 0 4\n'
 TEST = '0 3\n1 0\n2 2\n'
-
-
-def write_files(folder, files):
-    os.makedirs(folder, exist_ok=True)
-    for name, text in files.items():
-        with open(osp.join(folder, name), 'w') as f:
-            f.write(text)
-
-
-@pytest.fixture
-def no_download(monkeypatch):
-    def fail(url, folder, *args, **kwargs):
-        raise AssertionError(f'unexpected download of {url}')
-
-    monkeypatch.setattr(lightgcn_module, 'download_url', fail)
-
-
-def pairs(index):
-    return sorted(map(tuple, index.t().tolist()))
 
 
 # Gowalla #####################################################################

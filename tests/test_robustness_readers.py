@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pyg_lightgode.datasets.lightgcn as lightgcn_module
+from helpers import pairs, write_files
 from pyg_lightgode.datasets import Gowalla
 from pyg_lightgode.datasets.interaction_table import (
     MAX_LINE_BYTES,
@@ -34,26 +34,6 @@ TEST = '0 3\n1 0\n2 2\n'
 EXAMPLES = int(os.environ.get('ROBUSTNESS_EXAMPLES', 40))
 BOUNDED = settings(max_examples=EXAMPLES, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])
-
-
-def write_files(folder, files):
-    os.makedirs(folder, exist_ok=True)
-    for name, text in files.items():
-        mode = 'wb' if isinstance(text, bytes) else 'w'
-        with open(osp.join(folder, name), mode) as f:
-            f.write(text)
-
-
-@pytest.fixture
-def no_download(monkeypatch):
-    def fail(url, folder, *args, **kwargs):
-        raise AssertionError(f'unexpected download of {url}')
-
-    monkeypatch.setattr(lightgcn_module, 'download_url', fail)
-
-
-def pairs(index):
-    return sorted(map(tuple, index.t().tolist()))
 
 
 # LightGCN files: catalogue size and repeated pairs ###########################

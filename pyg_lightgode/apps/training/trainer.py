@@ -359,13 +359,9 @@ class Trainer:
         self.model = model
         self.optimizers = list(optimizers)
         self.schedulers = list(schedulers or [])
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.checkpoint = checkpoint
-        self.resume = resume
-        self.generator = generator
-        self.progress = progress
-        self.log = log
+        self.max_epochs, self.patience = max_epochs, patience
+        self.checkpoint, self.resume = checkpoint, resume
+        self.generator, self.progress, self.log = generator, progress, log
 
     def _state(self, epoch, best_epoch, best_score, best_state, history):
         return plain_state({
