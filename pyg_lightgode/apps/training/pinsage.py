@@ -680,7 +680,8 @@ def user_item_input(model: PinSage, split: BipartiteSplit) -> OptTensor:
 def user_item_neighborhood(split: BipartiteSplit, top_k: int = 10,
                            mixed: bool = True, num_walks: int = 10,
                            num_traversals: Optional[int] = None,
-                           restart_prob: float = 0.5
+                           restart_prob: float = 0.5,
+                           index: OptTensor = None
                            ) -> ImportanceNeighborhood:
     r"""The importance-neighbourhood sampler of user-item PinSage on the
     training interactions
@@ -688,11 +689,13 @@ def user_item_neighborhood(split: BipartiteSplit, top_k: int = 10,
     visits of a node to itself not counted): :obj:`mixed` neighbourhoods
     (users and items, walks of :obj:`num_traversals` single hops, default
     4) or same-type ones (users of users, items of items, walks of
-    :obj:`num_traversals` two-hop traversals, default 2)."""
+    :obj:`num_traversals` two-hop traversals, default 2). :obj:`index`
+    replaces the training interactions as the walk graph."""
     if num_traversals is None:
         num_traversals = 4 if mixed else 2
+    index = split.train_index if index is None else index
     return ImportanceNeighborhood.user_item(
-        split.train_index, split.num_users, split.num_items, mixed=mixed,
+        index, split.num_users, split.num_items, mixed=mixed,
         num_walks=num_walks, num_traversals=num_traversals,
         restart_prob=restart_prob, top_k=top_k, exclude_seed=True)
 
@@ -766,8 +769,9 @@ class PinSageUserItemTraining:
                  hard_rank_range: RankRange = DEFAULT_RANK_RANGE,
                  num_neighbors: int = 10, mixed: bool = True,
                  num_walks: int = 10, num_traversals: Optional[int] = None,
-                 restart_prob: float = 0.5, val_k: int = 20,
-                 max_minutes: Optional[float] = None, seed: int = 2020,
+                 restart_prob: float = 0.5, disjoint_train_ratio: float = 0.0,
+                 val_k: int = 20, max_minutes: Optional[float] = None,
+                 seed: int = 2020,
                  generator: Optional[torch.Generator] = None):
         _check_user_item_model(model, split)
         for name, value in (('batch_size', batch_size),
@@ -781,6 +785,12 @@ class PinSageUserItemTraining:
         if not 0.0 < lr_decay <= 1.0:
             raise ValueError(f"'lr_decay' must be in (0, 1] (got "
                              f"{lr_decay})")
+        if not 0.0 <= disjoint_train_ratio < 1.0:
+            raise ValueError(f"'disjoint_train_ratio' must be in [0, 1) (got "
+                             f"{disjoint_train_ratio})")
+        self.disjoint_train_ratio = float(disjoint_train_ratio)
+        self.walk_options = (int(num_neighbors), mixed, num_walks,
+                             num_traversals, restart_prob)
         U, I = split.num_users, split.num_items
         self.model, self.split = model, split
         self.num_users, self.num_items = U, I
@@ -797,9 +807,7 @@ class PinSageUserItemTraining:
         x = user_item_input(model, split)
         self.x = None if x is None else x.to(self.device)
         self.n_id = torch.arange(split.num_nodes, device=self.device)
-        self.sampler = user_item_neighborhood(
-            split, int(num_neighbors), mixed, num_walks, num_traversals,
-            restart_prob)
+        self.sampler = user_item_neighborhood(split, *self.walk_options)
         self.hard = None
         if self.max_hard_negatives > 0:
             self.hard = HardNegativeSampler(
@@ -808,7 +816,8 @@ class PinSageUserItemTraining:
             lo, hi = self.hard.band
             if U * (hi - lo) <= MAX_PRECOMPUTED_BAND_ENTRIES:
                 self.hard.precompute()
-        self.batches = InteractionBatches(split.train_index, int(batch_size),
+        self.batch_size = int(batch_size)
+        self.batches = InteractionBatches(split.train_index, self.batch_size,
                                           self.generator)
         # The fused kernel: the same algorithm, several times faster on the
         # ID-embedding table, which every step updates in full.
@@ -816,7 +825,8 @@ class PinSageUserItemTraining:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr,
                                           weight_decay=weight_decay,
                                           fused=fused or None)
-        steps = len(self.batches)
+        steps = math.ceil(split.train_index.size(1) * (
+            self.disjoint_train_ratio or 1.0) / self.batch_size)
         self.scheduler = _PerBatchScheduler(
             warmup_exponential_lr(self.optimizer, warmup_steps=steps,
                                   gamma=lr_decay**(1.0 / steps)))
@@ -841,12 +851,22 @@ class PinSageUserItemTraining:
             return []
         self.num_hard_negatives = hard_negative_curriculum(
             epoch, self.max_hard_negatives)
-        edge_index, edge_weight = self.sampler.all_neighborhoods(
-            self.generator)
+        sampler, batches = self.sampler, self.batches
+        if self.disjoint_train_ratio > 0:
+            # Supervision pairs apart from the walk graph: the label edges
+            # are not in the neighbourhoods, as held-out pairs are not.
+            index = self.split.train_index
+            label = torch.rand(index.size(1), generator=self.generator) < \
+                self.disjoint_train_ratio
+            sampler = user_item_neighborhood(self.split, *self.walk_options,
+                                             index=index[:, ~label])
+            batches = InteractionBatches(index[:, label], self.batch_size,
+                                         self.generator)
+        edge_index, edge_weight = sampler.all_neighborhoods(self.generator)
         self.adj_t = _epoch_adjacency(edge_index.to(self.device),
                                       edge_weight.to(self.device),
                                       self.split.num_nodes)
-        return self.batches
+        return batches
 
     def embed(self, nodes: Tensor) -> Tensor:
         r"""The output embeddings of :obj:`nodes` on this epoch's
@@ -961,7 +981,7 @@ PINSAGE_SETTINGS = {
         model=dict(hidden_channels=64, out_channels=64, num_layers=2,
                    normalize_output=True),
         train=dict(batch_size=8192, lr=1e-2, margin=0.1, num_negatives=500,
-                   num_neighbors=10, mixed=True)),
+                   num_neighbors=10, mixed=True, hard_negatives=False)),
 }
 
 
