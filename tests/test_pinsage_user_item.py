@@ -3,6 +3,8 @@ negatives, the lazy convolution inside ``to_hetero``, empty minibatches and
 training on a clustered graph with a known answer."""
 import pytest
 import torch
+from test_pinsage_training import ITEMS_PER, USERS_PER
+from test_pinsage_training import clustered_split as pinsage_clustered_split
 from torch_geometric.data import HeteroData
 from torch_geometric.nn import to_hetero
 
@@ -14,8 +16,6 @@ from pyg_lightgode.apps.training.pinsage import (
     user_item_features,
     user_item_pinsage,
 )
-from pyg_lightgode.data import BipartiteSplit
-from pyg_lightgode.data.preprocess import random_split
 from pyg_lightgode.metrics import evaluate_ranking
 from pyg_lightgode.nn.conv import PinSAGEConv
 from pyg_lightgode.nn.models.pinsage import PinSage
@@ -25,25 +25,15 @@ from pyg_lightgode.sampler import (
     hop_subgraph,
 )
 
-CLUSTERS, USERS_PER, ITEMS_PER, ITEMS_PER_USER = 4, 12, 10, 7
-
 
 def clustered_split(seed=0, features=False):
-    r"""Users of cluster c engage only items of cluster c (7 of its 10)."""
-    gen = torch.Generator().manual_seed(seed)
-    users, items = [], []
-    for u in range(CLUSTERS * USERS_PER):
-        pick = torch.randperm(ITEMS_PER, generator=gen)[:ITEMS_PER_USER]
-        users += [u] * ITEMS_PER_USER
-        items += ((u // USERS_PER) * ITEMS_PER + pick).tolist()
-    U, I = CLUSTERS * USERS_PER, CLUSTERS * ITEMS_PER
-    train, rest = random_split(torch.tensor([users, items]), U, (0.6, 0.4),
-                               seed)
-    val, test = random_split(rest, U, (0.5, 0.5), seed)
-    return BipartiteSplit(
-        U, I, train, test, val_index=val,
-        user_x=torch.randn(U, 2, generator=gen) if features else None,
-        item_x=torch.randn(I, 3, generator=gen) if features else None)
+    r"""Users of cluster c engage only items of cluster c (7 of its 10),
+    with user and item features if :obj:`features`."""
+    split = pinsage_clustered_split(seed, with_features=features)
+    if features:
+        split.user_x = torch.randn(
+            split.num_users, 2, generator=torch.Generator().manual_seed(seed))
+    return split
 
 
 def gen(seed=0):

@@ -582,8 +582,18 @@ def train_pinsage(model: PinSage, split: BipartiteSplit, epochs: int = 30,
     """
     seed_everything(seed)
     training = PinSageTraining(model, split, seed=seed, **kwargs)
-    trainer = Trainer(model, [training.optimizer], max_epochs=epochs,
-                      patience=patience, checkpoint=checkpoint, resume=resume,
+    return _fit(training, epochs, patience, checkpoint, resume, progress,
+                log)
+
+
+def _fit(training, epochs: int, patience: Optional[int],
+         checkpoint: Optional[str], resume: bool, progress: bool,
+         log: Optional[Callable[[Dict], None]]) -> TrainResult:
+    r"""Runs a :class:`PinSageTraining` or
+    :class:`PinSageUserItemTraining` on :class:`Trainer`."""
+    trainer = Trainer(training.model, [training.optimizer],
+                      max_epochs=epochs, patience=patience,
+                      checkpoint=checkpoint, resume=resume,
                       generator=training.generator,
                       schedulers=[training.scheduler], progress=progress,
                       log=log)
@@ -959,13 +969,8 @@ def train_pinsage_user_item(model: PinSage, split: BipartiteSplit,
     """
     seed_everything(seed)
     training = PinSageUserItemTraining(model, split, seed=seed, **kwargs)
-    trainer = Trainer(model, [training.optimizer], max_epochs=epochs,
-                      patience=patience, checkpoint=checkpoint, resume=resume,
-                      generator=training.generator,
-                      schedulers=[training.scheduler], progress=progress,
-                      log=log)
-    result = trainer.fit(training.loader, training.step, training.validate)
-    return result, training
+    return _fit(training, epochs, patience, checkpoint, resume, progress,
+                log), training
 
 
 #: User-item PinSage settings chosen on validation NDCG@20, per dataset
