@@ -59,6 +59,12 @@ def parse_args(argv=None):
     add('--max-minutes', type=float, default=None,
         help='training budget per model: no epoch starts after it (the '
         'best validation epoch is kept)')
+    add('--pinsage-options', default=None,
+        help='JSON object of train_pinsage_user_item arguments that '
+        'override PINSAGE_SETTINGS, e.g. \'{"lr_decay": 0.98}\'')
+    add('--pinsage-model', default=None,
+        help='JSON object of user_item_pinsage arguments that override '
+        'PINSAGE_SETTINGS, e.g. \'{"embedding_std": 1.0}\'')
     add('--threads', type=int, default=1, help='torch threads per model')
     add('--checkpoint-dir', default=None,
         help='folder for per-model checkpoints (resumed when present)')
@@ -98,7 +104,9 @@ def run_pinsage(args, split, common):
     user_emb, item_emb, result = run_pinsage_user_item(
         split, args.dataset, checkpoint=common['checkpoint'],
         epochs=args.epochs, patience=args.patience, seed=args.seed,
-        progress=False, max_minutes=args.max_minutes)
+        progress=False, max_minutes=args.max_minutes,
+        model_options=json.loads(args.pinsage_model or '{}'),
+        **json.loads(args.pinsage_options or '{}'))
     return user_emb, item_emb, result, {}
 
 

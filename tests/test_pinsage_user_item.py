@@ -222,6 +222,9 @@ def test_user_item_training_bpr_features_and_errors():
     split = clustered_split(features=True)
     model = small_model(split)
     assert model.in_channels == 5
+    wide = user_item_pinsage(split, embedding_std=1.0).embedding.weight
+    assert 0.9 < float(wide.std()) < 1.1
+    assert float(model.embedding.weight.std()) < 0.3  # Xavier
     result, _ = train_pinsage_user_item(model, split, epochs=2,
                                         progress=False, loss='bpr', **SMALL)
     assert all(torch.isfinite(torch.tensor(h['loss']))

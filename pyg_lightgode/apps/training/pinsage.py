@@ -650,15 +650,24 @@ def user_item_features(split: BipartiteSplit) -> Optional[Tensor]:
 
 
 def user_item_pinsage(split: BipartiteSplit, features: bool = True,
+                      embedding_std: Optional[float] = None,
                       **kwargs) -> PinSage:
     r"""A :class:`PinSage` whose nodes are the :obj:`U + I` users and items
     of :obj:`split` (users first): ID embeddings of all nodes plus, with
     :obj:`features` and where the split has them, a projection of
-    :func:`user_item_features`. :obj:`kwargs` go to :class:`PinSage`
-    (:obj:`hidden_channels`, :obj:`num_layers`, ...)."""
+    :func:`user_item_features`. With :obj:`embedding_std`, the ID
+    embeddings start from :math:`\mathcal{N}(0, \sigma^2)` instead of
+    :class:`PinSage`'s Xavier initialisation, whose scale
+    (:math:`\approx 1 / \sqrt{N}`) is far below that of the layers'
+    biases on large graphs, so that all nodes start with nearly the same
+    vector. :obj:`kwargs` go to :class:`PinSage` (:obj:`hidden_channels`,
+    :obj:`num_layers`, ...)."""
     x = user_item_features(split) if features else None
-    return PinSage(num_nodes=split.num_nodes,
-                   in_channels=None if x is None else x.size(1), **kwargs)
+    model = PinSage(num_nodes=split.num_nodes,
+                    in_channels=None if x is None else x.size(1), **kwargs)
+    if embedding_std is not None:
+        torch.nn.init.normal_(model.embedding.weight, std=embedding_std)
+    return model
 
 
 def _check_user_item_model(model: PinSage, split: BipartiteSplit):
@@ -984,7 +993,7 @@ PINSAGE_SETTINGS = {
                    num_neighbors=10, mixed=True)),
     'gowalla': dict(
         model=dict(hidden_channels=64, out_channels=64, num_layers=2,
-                   normalize_output=True),
+                   normalize_output=True, embedding_std=1.0),
         train=dict(batch_size=8192, lr=1e-2, margin=0.1, num_negatives=500,
                    num_neighbors=10, mixed=True, hard_negatives=False)),
 }
@@ -994,16 +1003,19 @@ def run_pinsage_user_item(split: BipartiteSplit,
                           dataset: Optional[str] = None, epochs: int = 100,
                           patience: Optional[int] = 5, seed: int = 2020,
                           progress: bool = False,
-                          checkpoint: Optional[str] = None, **overrides
+                          checkpoint: Optional[str] = None,
+                          model_options: Optional[Dict] = None, **overrides
                           ) -> Tuple[Tensor, Tensor, TrainResult]:
     r"""Builds, trains (:func:`train_pinsage_user_item`) and embeds a
     user-item :class:`PinSage` with the :data:`PINSAGE_SETTINGS` of
-    :obj:`dataset` (those of Gowalla for other names), training arguments
-    overridden by :obj:`overrides`. Returns :obj:`(user_emb, item_emb,
+    :obj:`dataset` (those of Gowalla for other names), model arguments
+    overridden by :obj:`model_options` and training arguments by
+    :obj:`overrides`. Returns :obj:`(user_emb, item_emb,
     result)`, the embeddings of the best validation epoch."""
     settings = PINSAGE_SETTINGS.get(dataset, PINSAGE_SETTINGS['gowalla'])
     seed_everything(seed)
-    model = user_item_pinsage(split, **settings['model'])
+    model = user_item_pinsage(split, **dict(settings['model'],
+                                            **(model_options or {})))
     result, training = train_pinsage_user_item(
         model, split, epochs=epochs, patience=patience, seed=seed,
         progress=progress, checkpoint=checkpoint,
