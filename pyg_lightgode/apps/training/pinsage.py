@@ -993,7 +993,7 @@ PINSAGE_SETTINGS = {
                    num_neighbors=10, mixed=True)),
     'gowalla': dict(
         model=dict(hidden_channels=64, out_channels=64, num_layers=2,
-                   normalize_output=True, embedding_std=1.0),
+                   normalize_output=True, embedding_std=0.1),
         train=dict(batch_size=8192, lr=1e-2, margin=0.1, num_negatives=500,
                    num_neighbors=10, mixed=True, hard_negatives=False)),
 }
