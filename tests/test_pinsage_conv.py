@@ -202,7 +202,7 @@ def test_errors():
     with pytest.raises(ValueError, match="sets 'aggr' from 'pooling'"):
         PinSAGEConv(2, 2, aggr='mean')
     with pytest.raises(ValueError, match='in_channels'):
-        PinSAGEConv(-1, 2)
+        PinSAGEConv(-2, 2)  # -1 is lazy initialisation
     conv = PinSAGEConv(2, 2)
     with pytest.raises(ValueError, match='width 2'):
         conv(torch.randn(4, 3), EDGE_INDEX)

@@ -186,6 +186,12 @@ class HardNegativeSampler:
             (default: :obj:`True`)
         chunk_size (int): Queries per power iteration, bounding memory to
             :math:`O(\text{chunk} \cdot (U + I))`. (default: :obj:`256`)
+        query (str): :obj:`'item'` (queries are items) or :obj:`'user'`
+            (queries are users, for user-to-item training: the walk starts
+            with a hop user -> item, then item -> user -> item traversals,
+            :math:`\boldsymbol{\pi}^{(0)} = \alpha
+            \mathbf{T}_{UI}^{\top}\mathbf{e}_u`; :obj:`exclude_neighbors`
+            then excludes the user's own items). (default: :obj:`'item'`)
 
     If fewer items than :obj:`lo` remain after exclusions, the band is
     moved to the last ranked items; a query with no candidate at all gets
@@ -199,8 +205,12 @@ class HardNegativeSampler:
     def __init__(self, index: Tensor, num_users: int, num_items: int,
                  rank_range: RankRange = DEFAULT_RANK_RANGE,
                  alpha: float = 0.5, num_iterations: int = 4,
-                 exclude_neighbors: bool = True, chunk_size: int = 256):
+                 exclude_neighbors: bool = True, chunk_size: int = 256,
+                 query: str = 'item'):
         item_csr, user_csr = bipartite_csr(index, num_users, num_items)
+        if query not in ('item', 'user'):
+            raise ValueError(f"'query' must be 'item' or 'user' (got "
+                             f"{query!r})")
         if not 0.0 < float(alpha) < 1.0:
             raise ValueError(f"'alpha' must lie in (0, 1) (got {alpha})")
         for name, value in (('num_iterations', num_iterations),
@@ -209,6 +219,9 @@ class HardNegativeSampler:
                 raise ValueError(f"'{name}' must be a positive integer (got "
                                  f"{value})")
         self.num_items = int(num_items)
+        self.query = query
+        self.num_queries = int(num_users) if query == 'user' else \
+            self.num_items
         self.band = resolve_rank_range(rank_range, self.num_items)
         self.alpha = float(alpha)
         self.num_iterations = int(num_iterations)
@@ -223,15 +236,14 @@ class HardNegativeSampler:
 
     def _check_queries(self, queries: Tensor) -> Tensor:
         if not isinstance(queries, Tensor) or queries.dtype.is_floating_point:
-            raise ValueError("'query_items' must be an integer tensor of item "
-                             "ids")
+            raise ValueError(f"'query_{self.query}s' must be an integer "
+                             f"tensor of {self.query} ids")
         queries = queries.long().view(-1)
         if queries.numel() > 0 and (int(queries.min()) < 0
-                                    or int(queries.max()) >= self.num_items):
+                                    or int(queries.max()) >= self.num_queries):
             lo, hi = int(queries.min()), int(queries.max())
-            raise ValueError(f"'query_items' holds ids in [{lo}, {hi}], "
-                             f"outside [0, "
-                             f"{self.num_items - 1}]")
+            raise ValueError(f"'query_{self.query}s' holds ids in [{lo}, "
+                             f"{hi}], outside [0, {self.num_queries - 1}]")
         return queries
 
     def _power_iteration(self, queries: Tensor, near: bool = False
@@ -244,20 +256,36 @@ class HardNegativeSampler:
         step = rows_per_block(num_queries, BLOCK_SIZE)
         # x = restart, then restart + (1 - alpha) * P^T x: the products
         # alternate between two [I, Q] buffers through a [U, Q] one.
-        x = full_blocks(num_items * num_queries, 0, torch.float).view(
-            num_items, num_queries)
-        x[queries, cols] = self.alpha
+        restart, mask = None, None
+        if self.query == 'user':
+            # Restart at the user's items: alpha * T_UI^T e_u.
+            start = full_blocks(self.hops[0].size(0) * num_queries, 0,
+                                torch.float).view(-1, num_queries)
+            start[queries, cols] = self.alpha
+            restart = torch.empty(num_items, num_queries)
+            torch.addmm(restart, self.hops[1], start, beta=0, out=restart)
+            x = restart.clone()
+            if near:
+                mask = torch.empty_like(x, dtype=torch.bool)
+                for lo in range(0, num_items, step):
+                    torch.gt(x[lo:lo + step], 0, out=mask[lo:lo + step])
+        else:
+            x = full_blocks(num_items * num_queries, 0, torch.float).view(
+                num_items, num_queries)
+            x[queries, cols] = self.alpha
         spare, middle = torch.empty_like(x), torch.empty(
             self.hops[0].size(0), num_queries)
-        mask = None
         for k in range(self.num_iterations):
             torch.addmm(middle, self.hops[0], x, beta=0, out=middle)
             torch.addmm(spare, self.hops[1], middle, beta=0, out=spare)
             x, spare = spare, x
             for lo in range(0, num_items, step):
                 x[lo:lo + step].mul_(1 - self.alpha)
-            x[queries, cols] += self.alpha
-            if k == 0 and near:
+                if restart is not None:
+                    x[lo:lo + step].add_(restart[lo:lo + step])
+            if restart is None:
+                x[queries, cols] += self.alpha
+            if k == 0 and near and restart is None:
                 mask = torch.empty_like(x, dtype=torch.bool)
                 for lo in range(0, num_items, step):
                     torch.gt(x[lo:lo + step], 0, out=mask[lo:lo + step])
@@ -279,7 +307,8 @@ class HardNegativeSampler:
         candidate at all) and :obj:`width` :obj:`[Q]`."""
         num_queries = queries.numel()
         x, near = self._power_iteration(queries, self.exclude_neighbors)
-        x[queries, torch.arange(num_queries)] = float('-inf')
+        if self.query == 'item':
+            x[queries, torch.arange(num_queries)] = float('-inf')
         scores = torch.empty(num_queries, self.num_items)
         num_valid = torch.zeros(num_queries, dtype=torch.long)
         step = rows_per_block(num_queries, BLOCK_SIZE)
@@ -311,10 +340,11 @@ class HardNegativeSampler:
         same as without it. Returns :obj:`self`."""
         bands = [
             self._band_chunk(chunk)
-            for chunk in torch.arange(self.num_items).split(self.chunk_size)
+            for chunk in torch.arange(self.num_queries).split(
+                self.chunk_size)
         ]
         self._bands = (cat_blocks([b for b, _ in bands]).view(
-            self.num_items, -1), cat_blocks([w for _, w in bands]))
+            self.num_queries, -1), cat_blocks([w for _, w in bands]))
         return self
 
     def _sample_chunk(self, queries: Tensor, num_negatives: int,

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch_geometric.utils import scatter
 
+from pyg_lightgode.data.bipartite import bipartite_to_homogeneous
 from pyg_lightgode.sampler.random_walk import (
     BLOCK_SIZE,
     CSR,
@@ -228,6 +229,33 @@ class ImportanceNeighborhood:
         self = cls.__new__(cls)
         self._setup([to_csr(edge_index[0], edge_index[1], num_nodes)],
                     num_nodes, **kwargs)
+        return self
+
+    @classmethod
+    def user_item(cls, index: Tensor, num_users: int, num_items: int,
+                  mixed: bool = False, **kwargs) -> 'ImportanceNeighborhood':
+        r"""Importance neighbourhoods of users AND items on the bipartite
+        graph of :obj:`num_users + num_items` nodes (users first, items
+        offset by :obj:`num_users`, as
+        :func:`~pyg_lightgode.data.bipartite.bipartite_to_homogeneous`).
+
+        With :obj:`mixed=False` a traversal is two hops, so a user's
+        neighbours are users (walks :obj:`user -> item -> user`) and an
+        item's are items (:obj:`item -> user -> item`), the paper's
+        neighbourhoods on both sides. With :obj:`mixed=True` a traversal is
+        one hop and every node a walk reaches counts: a user's neighbours
+        are its most important items *and* users (and likewise for items);
+        :obj:`num_traversals` then counts single hops. Takes the keyword
+        arguments of the constructor."""
+        if isinstance(index, Tensor) and index.dim() == 2 and index.size(
+                1) == 0:
+            raise ValueError("'index' is empty: importance neighbourhoods "
+                             "need at least one interaction")
+        edge_index = bipartite_to_homogeneous(index, num_users, num_items)
+        num_nodes = int(num_users) + int(num_items)
+        csr = to_csr(edge_index[0], edge_index[1], num_nodes)
+        self = cls.__new__(cls)
+        self._setup([csr] if mixed else [csr, csr], num_nodes, **kwargs)
         return self
 
     def _setup(self, hops: Sequence[CSR], num_nodes: int, num_walks: int = 10,

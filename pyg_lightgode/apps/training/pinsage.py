@@ -8,23 +8,30 @@ ranking with user embeddings pooled from their items' layer-wise inference
 embeddings (:func:`user_embedding`), on :class:`Trainer` (early stopping,
 best weights, checkpoint/resume, seeds, progress)."""
 import math
+import time
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import torch
+import torch_geometric.typing
 from torch import Tensor
 from torch.optim.lr_scheduler import LambdaLR
 from torch_geometric.data import Data
 from torch_geometric.sampler import NegativeSampling
-from torch_geometric.typing import OptTensor
+from torch_geometric.typing import OptTensor, SparseTensor
 from torch_geometric.utils import scatter
 
 from pyg_lightgode.apps.training.recipes import validation_evaluator
 from pyg_lightgode.apps.training.trainer import (
+    InteractionBatches,
     Trainer,
     TrainResult,
     seed_everything,
 )
-from pyg_lightgode.data.bipartite import BipartiteSplit, check_interactions
+from pyg_lightgode.data.bipartite import (
+    BipartiteSplit,
+    check_interactions,
+    quiet_sparse_csr,
+)
 from pyg_lightgode.data.validation import (
     check_finite,
     check_finite_float,
@@ -34,7 +41,7 @@ from pyg_lightgode.nn.conv.pinsage_conv import (
     check_edge_weight,
     importance_weights,
 )
-from pyg_lightgode.nn.models.pinsage import PinSage
+from pyg_lightgode.nn.models.pinsage import PinSage, neighborhood_adj_t
 from pyg_lightgode.sampler import (
     HardNegativeSampler,
     ImportanceNeighborhood,
@@ -575,9 +582,443 @@ def train_pinsage(model: PinSage, split: BipartiteSplit, epochs: int = 30,
     """
     seed_everything(seed)
     training = PinSageTraining(model, split, seed=seed, **kwargs)
-    trainer = Trainer(model, [training.optimizer], max_epochs=epochs,
-                      patience=patience, checkpoint=checkpoint, resume=resume,
+    return _fit(training, epochs, patience, checkpoint, resume, progress,
+                log)
+
+
+def _fit(training, epochs: int, patience: Optional[int],
+         checkpoint: Optional[str], resume: bool, progress: bool,
+         log: Optional[Callable[[Dict], None]]) -> TrainResult:
+    r"""Runs a :class:`PinSageTraining` or
+    :class:`PinSageUserItemTraining` on :class:`Trainer`."""
+    trainer = Trainer(training.model, [training.optimizer],
+                      max_epochs=epochs, patience=patience,
+                      checkpoint=checkpoint, resume=resume,
                       generator=training.generator,
                       schedulers=[training.scheduler], progress=progress,
                       log=log)
     return trainer.fit(training.loader, training.step, training.validate)
+
+
+# User-to-item PinSage ########################################################
+
+LOSSES = ('max_margin', 'bpr')
+
+
+def pair_loss(query_emb: Tensor, pos_emb: Tensor, neg_emb: OptTensor = None,
+              hard_neg_emb: OptTensor = None, loss: str = 'max_margin',
+              margin: float = 1.0) -> Tensor:
+    r"""The ranking loss over every (query, negative) pair of
+    :func:`max_margin_loss` (shared negatives :obj:`[N, D]`, per-query hard
+    negatives :obj:`[B, H, D]`): :obj:`loss='max_margin'` is
+    :func:`max_margin_loss`; :obj:`'bpr'` is
+    :math:`\mathrm{softplus}((\mathbf{z}_q^{\top}\mathbf{z}_n -
+    \mathbf{z}_q^{\top}\mathbf{z}_i) / \Delta)` averaged over the same
+    pairs (:math:`\Delta` acts as a temperature)."""
+    if loss not in LOSSES:
+        raise ValueError(f"'loss' must be one of {LOSSES} (got {loss!r})")
+    if loss == 'max_margin':
+        return max_margin_loss(query_emb, pos_emb, neg_emb, hard_neg_emb,
+                               margin)
+    pos_score = (query_emb * pos_emb).sum(dim=-1, keepdim=True)
+    neg_score = [query_emb @ neg_emb.t()] if neg_emb is not None else []
+    if hard_neg_emb is not None:
+        neg_score.append(torch.einsum('bd,bhd->bh', query_emb, hard_neg_emb))
+    return torch.nn.functional.softplus(
+        (torch.cat(neg_score, dim=-1) - pos_score) / margin).mean()
+
+
+def user_item_features(split: BipartiteSplit) -> Optional[Tensor]:
+    r"""The input features of the :obj:`U + I` nodes of user-item PinSage
+    (users first): the block-diagonal :obj:`[U + I, F_u + F_i]` matrix
+    with the user features :obj:`split.user_x` in the first columns of the
+    user rows and the item features :obj:`split.item_x` in the last
+    columns of the item rows (a missing side is zeros), so one
+    :class:`~torch_geometric.nn.dense.Linear` acts as one projection per
+    node type. :obj:`None` if the split has no features."""
+    U, I = split.num_users, split.num_items
+    xs = [split.user_x, split.item_x]
+    if all(x is None for x in xs):
+        return None
+    widths = [0 if x is None else x.size(1) for x in xs]
+    out = torch.zeros(U + I, sum(widths))
+    if xs[0] is not None:
+        out[:U, :widths[0]] = xs[0].float()
+    if xs[1] is not None:
+        out[U:, widths[0]:] = xs[1].float()
+    return out
+
+
+def user_item_pinsage(split: BipartiteSplit, features: bool = True,
+                      embedding_std: Optional[float] = None,
+                      **kwargs) -> PinSage:
+    r"""A :class:`PinSage` whose nodes are the :obj:`U + I` users and items
+    of :obj:`split` (users first): ID embeddings of all nodes plus, with
+    :obj:`features` and where the split has them, a projection of
+    :func:`user_item_features`. With :obj:`embedding_std`, the ID
+    embeddings start from :math:`\mathcal{N}(0, \sigma^2)` instead of
+    :class:`PinSage`'s Xavier initialisation, whose scale
+    (:math:`\approx 1 / \sqrt{N}`) is far below that of the layers'
+    biases on large graphs, so that all nodes start with nearly the same
+    vector. :obj:`kwargs` go to :class:`PinSage` (:obj:`hidden_channels`,
+    :obj:`num_layers`, ...)."""
+    x = user_item_features(split) if features else None
+    model = PinSage(num_nodes=split.num_nodes,
+                    in_channels=None if x is None else x.size(1), **kwargs)
+    if embedding_std is not None:
+        torch.nn.init.normal_(model.embedding.weight, std=embedding_std)
+    return model
+
+
+def _check_user_item_model(model: PinSage, split: BipartiteSplit):
+    if not isinstance(model, PinSage):
+        raise TypeError(f"'model' must be a PinSage model (got "
+                        f"{type(model).__name__})")
+    if model.num_nodes != split.num_nodes:
+        raise ValueError(f"user-item PinSage needs ID embeddings of the "
+                         f"{split.num_users} + {split.num_items} nodes "
+                         f"(num_nodes={split.num_nodes}); the model has "
+                         f"num_nodes={model.num_nodes} (see "
+                         f"user_item_pinsage)")
+
+
+def user_item_input(model: PinSage, split: BipartiteSplit) -> OptTensor:
+    r"""The features :func:`user_item_features` if :obj:`model` takes
+    features, else :obj:`None`."""
+    if model.lin_in is None:
+        return None
+    x = user_item_features(split)
+    if x is None or x.size(1) != model.in_channels:
+        raise ValueError(f"the model takes {model.in_channels} input "
+                         f"features, but the split's user and item "
+                         f"features have "
+                         f"{0 if x is None else x.size(1)} columns")
+    return x
+
+
+def user_item_neighborhood(split: BipartiteSplit, top_k: int = 10,
+                           mixed: bool = True, num_walks: int = 10,
+                           num_traversals: Optional[int] = None,
+                           restart_prob: float = 0.5,
+                           index: OptTensor = None
+                           ) -> ImportanceNeighborhood:
+    r"""The importance-neighbourhood sampler of user-item PinSage on the
+    training interactions
+    (:meth:`~pyg_lightgode.sampler.ImportanceNeighborhood.user_item`,
+    visits of a node to itself not counted): :obj:`mixed` neighbourhoods
+    (users and items, walks of :obj:`num_traversals` single hops, default
+    4) or same-type ones (users of users, items of items, walks of
+    :obj:`num_traversals` two-hop traversals, default 2). :obj:`index`
+    replaces the training interactions as the walk graph."""
+    if num_traversals is None:
+        num_traversals = 4 if mixed else 2
+    index = split.train_index if index is None else index
+    return ImportanceNeighborhood.user_item(
+        index, split.num_users, split.num_items, mixed=mixed,
+        num_walks=num_walks, num_traversals=num_traversals,
+        restart_prob=restart_prob, top_k=top_k, exclude_seed=True)
+
+
+@torch.no_grad()
+def user_item_embeddings(model: PinSage, split: BipartiteSplit,
+                         neighborhood: Tuple[Tensor, Tensor]
+                         ) -> Tuple[Tensor, Tensor]:
+    r"""User and item embeddings of a user-item :class:`PinSage`, every
+    node embedded ONCE per layer (:meth:`PinSage.inference`) on the
+    neighbourhood graph :obj:`neighborhood` :obj:`(edge_index,
+    edge_weight)` of all :obj:`U + I` nodes. Returns :obj:`(user_emb [U,
+    D], item_emb [I, D])`."""
+    _check_user_item_model(model, split)
+    device = next(model.parameters()).device
+    x = user_item_input(model, split)
+    training = model.training
+    model.eval()
+    try:
+        emb = model.inference(neighborhood[0].to(device),
+                              neighborhood[1].to(device),
+                              x=None if x is None else x.to(device))
+    finally:
+        model.train(training)
+    return emb[:split.num_users], emb[split.num_users:]
+
+
+def _epoch_adjacency(edge_index: Tensor, edge_weight: Tensor,
+                     num_nodes: int):
+    r"""The neighbourhood graph of an epoch as the transposed adjacency
+    every step multiplies with: a :class:`torch_sparse.SparseTensor` with
+    its transpose cached (the backward pass of every step needs it), or
+    the torch.sparse CSR of :func:`neighborhood_adj_t` without
+    :obj:`torch_sparse`."""
+    if not torch_geometric.typing.WITH_TORCH_SPARSE:
+        return neighborhood_adj_t(edge_index, edge_weight, num_nodes)
+    adj_t = SparseTensor(row=edge_index[1], col=edge_index[0],
+                         value=edge_weight,
+                         sparse_sizes=(num_nodes, num_nodes))
+    return adj_t.fill_cache_()
+
+
+def _adjacency_rows(adj_t, rows: Tensor):
+    r"""The rows :obj:`rows` (targets) of a transposed adjacency."""
+    if isinstance(adj_t, SparseTensor):
+        return adj_t.index_select(0, rows)
+    crow, col, value = (adj_t.crow_indices(), adj_t.col_indices(),
+                        adj_t.values())
+    begin, end = crow.index_select(0, rows), crow.index_select(0, rows + 1)
+    count = end - begin
+    row = torch.repeat_interleave(count)
+    offset = torch.arange(row.numel(), device=row.device) - (
+        count.cumsum(0) - count).index_select(0, row)
+    entry = begin.index_select(0, row) + offset
+    with quiet_sparse_csr():
+        return torch.sparse_csr_tensor(
+            torch.cat([count.new_zeros(1), count.cumsum(0)]),
+            col.index_select(0, entry), value.index_select(0, entry),
+            size=(rows.numel(), adj_t.size(1)))
+
+
+class PinSageUserItemTraining:
+    r"""User-to-item PinSage training (see :func:`train_pinsage_user_item`
+    for the arguments): the pieces :class:`Trainer` runs."""
+    def __init__(self, model: PinSage, split: BipartiteSplit,
+                 batch_size: int = 2048, lr: float = 1e-2,
+                 lr_decay: float = 0.95, weight_decay: float = 0.0,
+                 loss: str = 'max_margin', margin: float = 0.1,
+                 num_negatives: int = 500, hard_negatives: bool = True,
+                 max_hard_negatives: int = 5,
+                 hard_rank_range: RankRange = DEFAULT_RANK_RANGE,
+                 num_neighbors: int = 10, mixed: bool = True,
+                 num_walks: int = 10, num_traversals: Optional[int] = None,
+                 restart_prob: float = 0.5, disjoint_train_ratio: float = 0.0,
+                 val_k: int = 20, max_minutes: Optional[float] = None,
+                 seed: int = 2020,
+                 generator: Optional[torch.Generator] = None):
+        _check_user_item_model(model, split)
+        for name, value in (('batch_size', batch_size),
+                            ('num_negatives', num_negatives),
+                            ('num_neighbors', num_neighbors)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"'{name}' must be a positive integer (got "
+                                 f"{value})")
+        if loss not in LOSSES:
+            raise ValueError(f"'loss' must be one of {LOSSES} (got {loss!r})")
+        if not 0.0 < lr_decay <= 1.0:
+            raise ValueError(f"'lr_decay' must be in (0, 1] (got "
+                             f"{lr_decay})")
+        if not 0.0 <= disjoint_train_ratio < 1.0:
+            raise ValueError(f"'disjoint_train_ratio' must be in [0, 1) (got "
+                             f"{disjoint_train_ratio})")
+        self.disjoint_train_ratio = float(disjoint_train_ratio)
+        self.walk_options = (int(num_neighbors), mixed, num_walks,
+                             num_traversals, restart_prob)
+        U, I = split.num_users, split.num_items
+        self.model, self.split = model, split
+        self.num_users, self.num_items = U, I
+        self.loss_name = loss
+        self.margin = check_finite_float(margin, 'margin')
+        self.num_negatives = min(int(num_negatives), I)
+        self.max_hard_negatives = (int(max_hard_negatives)
+                                   if hard_negatives else 0)
+        self.num_hard_negatives = 0
+        self.generator = generator if generator is not None else \
+            torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.device = next(model.parameters()).device
+        x = user_item_input(model, split)
+        self.x = None if x is None else x.to(self.device)
+        self.n_id = torch.arange(split.num_nodes, device=self.device)
+        self.sampler = user_item_neighborhood(split, *self.walk_options)
+        self.hard = None
+        if self.max_hard_negatives > 0:
+            self.hard = HardNegativeSampler(
+                split.train_index, U, I, rank_range=hard_rank_range,
+                alpha=restart_prob, query='user')
+            lo, hi = self.hard.band
+            if U * (hi - lo) <= MAX_PRECOMPUTED_BAND_ENTRIES:
+                self.hard.precompute()
+        self.batch_size = int(batch_size)
+        self.batches = InteractionBatches(split.train_index, self.batch_size,
+                                          self.generator)
+        # The fused kernel: the same algorithm, several times faster on the
+        # ID-embedding table, which every step updates in full.
+        fused = self.device.type in ('cpu', 'cuda')
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr,
+                                          weight_decay=weight_decay,
+                                          fused=fused or None)
+        steps = math.ceil(split.train_index.size(1) * (
+            self.disjoint_train_ratio or 1.0) / self.batch_size)
+        self.scheduler = _PerBatchScheduler(
+            warmup_exponential_lr(self.optimizer, warmup_steps=steps,
+                                  gamma=lr_decay**(1.0 / steps)))
+        self.val_k = val_k
+        self.evaluator = validation_evaluator(split, val_k)
+        # ONE fixed neighbourhood graph for every evaluation.
+        self.eval_neighborhood = self.sampler.all_neighborhoods(
+            torch.Generator().manual_seed(EVAL_NEIGHBORHOOD_SEED))
+        self.adj_t = None
+        self.max_minutes = max_minutes
+        self.start = time.perf_counter()
+
+    def loader(self, epoch: int):
+        r"""The minibatches of :obj:`epoch` (from 1): a fresh importance
+        neighbourhood of every node (walks drawn by the generator) and
+        the curriculum's number of hard negatives, then shuffled training
+        pairs. Once :obj:`max_minutes` have passed since the training was
+        set up, an epoch has no batches (it only validates, so early
+        stopping ends the run)."""
+        if self.max_minutes is not None and time.perf_counter() - \
+                self.start > 60 * self.max_minutes:
+            return []
+        self.num_hard_negatives = hard_negative_curriculum(
+            epoch, self.max_hard_negatives)
+        sampler, batches = self.sampler, self.batches
+        if self.disjoint_train_ratio > 0:
+            # Supervision pairs apart from the walk graph: the label edges
+            # are not in the neighbourhoods, as held-out pairs are not.
+            index = self.split.train_index
+            label = torch.rand(index.size(1), generator=self.generator) < \
+                self.disjoint_train_ratio
+            sampler = user_item_neighborhood(self.split, *self.walk_options,
+                                             index=index[:, ~label])
+            batches = InteractionBatches(index[:, label], self.batch_size,
+                                         self.generator)
+        edge_index, edge_weight = sampler.all_neighborhoods(self.generator)
+        self.adj_t = _epoch_adjacency(edge_index.to(self.device),
+                                      edge_weight.to(self.device),
+                                      self.split.num_nodes)
+        return batches
+
+    def embed(self, nodes: Tensor) -> Tensor:
+        r"""The output embeddings of :obj:`nodes` on this epoch's
+        neighbourhoods: every layer but the last on all nodes (each node's
+        layer-:math:`k` vector computed once), the last layer and the head
+        on :obj:`nodes` only."""
+        model, adj_t = self.model, self.adj_t
+        h = model.embed_input(self.x, self.n_id)
+        for conv in model.convs[:-1]:
+            h = conv(h, adj_t)
+        rows = _adjacency_rows(adj_t, nodes)
+        h = model.convs[-1]((h, h.index_select(0, nodes)), rows)
+        return model.head(h)
+
+    def loss(self, users: Tensor, items: Tensor) -> Tensor:
+        r"""The loss of a minibatch of (user, item) pairs: every user
+        against :obj:`num_negatives` random items shared by the batch and
+        its own PPR hard negatives."""
+        U = self.num_users
+        shared = torch.randint(self.num_items, (self.num_negatives, ),
+                               generator=self.generator)
+        hard = None
+        if self.num_hard_negatives > 0:
+            hard = self.hard(users, self.num_hard_negatives, self.generator)
+        parts = [users, items + U, shared + U]
+        if hard is not None:
+            parts.append(hard.view(-1) + U)
+        nodes, inverse = torch.cat(parts).unique(return_inverse=True)
+        z = self.embed(nodes.to(self.device))
+        z = z[inverse.to(self.device)]
+        B, S = users.numel(), shared.numel()
+        return pair_loss(
+            z[:B], z[B:2 * B], z[2 * B:2 * B + S],
+            None if hard is None else z[2 * B + S:].view(B, -1, z.size(-1)),
+            loss=self.loss_name, margin=self.margin)
+
+    def step(self, batch: Tuple[Tensor, Tensor]) -> Tensor:
+        self.optimizer.zero_grad()
+        loss = self.loss(*batch)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step_batch()
+        return loss.detach()
+
+    def embeddings(self) -> Tuple[Tensor, Tensor]:
+        return user_item_embeddings(self.model, self.split,
+                                    self.eval_neighborhood)
+
+    def validate(self) -> float:
+        return self.evaluator(*self.embeddings())[f'ndcg@{self.val_k}']
+
+
+def train_pinsage_user_item(model: PinSage, split: BipartiteSplit,
+                            epochs: int = 100, patience: Optional[int] = 5,
+                            checkpoint: Optional[str] = None,
+                            resume: bool = True, progress: bool = True,
+                            log: Optional[Callable[[Dict], None]] = None,
+                            seed: int = 2020,
+                            **kwargs) -> Tuple[TrainResult,
+                                               PinSageUserItemTraining]:
+    r"""Trains a user-item :class:`PinSage` (nodes: the :obj:`U + I`
+    users and items, see :func:`user_item_pinsage`) on the (user, item)
+    pairs of :obj:`split.train_index` and restores the weights of the best
+    validation epoch.
+
+    Every epoch draws ONE importance neighbourhood of every node
+    (:func:`user_item_neighborhood`: :obj:`num_neighbors` neighbours,
+    :obj:`mixed` users-and-items or same-type neighbourhoods), and every
+    step embeds all nodes layer by layer on it (each node's layer-:math:`k`
+    vector computed once, as the paper's inference) and takes the loss of
+    :obj:`batch_size` shuffled training pairs: every user against
+    :obj:`num_negatives` random items shared by the batch and, from epoch
+    2 on, :math:`\min(n - 1,` :obj:`max_hard_negatives`:math:`)` of its own
+    hard negatives (items in the PPR band :obj:`hard_rank_range` from the
+    user, its own items excluded), with :func:`pair_loss`
+    (:obj:`loss='max_margin'`, margin :obj:`margin`, or :obj:`'bpr'`). On
+    graphs of tens of thousands of nodes the 2-hop computation graphs of a
+    minibatch cover most nodes anyway, so one computation of all nodes per
+    step costs less than per-target computation graphs. Adam with
+    learning rate :obj:`lr` warmed up linearly over the first epoch, then
+    decayed by :obj:`lr_decay` per epoch (per batch). Validation NDCG@20
+    after every epoch on ONE fixed neighbourhood, early stopping after
+    :obj:`patience` epochs, checkpoint/resume and seeds as
+    :class:`Trainer`.
+
+    Returns:
+        The :class:`TrainResult` and the :class:`PinSageUserItemTraining`
+        (its :meth:`~PinSageUserItemTraining.embeddings` are the user and
+        item embeddings for retrieval).
+    """
+    seed_everything(seed)
+    training = PinSageUserItemTraining(model, split, seed=seed, **kwargs)
+    return _fit(training, epochs, patience, checkpoint, resume, progress,
+                log), training
+
+
+#: User-item PinSage settings chosen on validation NDCG@20, per dataset
+#: (:class:`PinSage` arguments under :obj:`'model'`, those of
+#: :func:`train_pinsage_user_item` under :obj:`'train'`).
+PINSAGE_SETTINGS = {
+    'movielens100k': dict(
+        model=dict(hidden_channels=64, out_channels=64, num_layers=2,
+                   normalize_output=True),
+        train=dict(batch_size=512, lr=1e-2, margin=0.1, num_negatives=500,
+                   num_neighbors=10, mixed=True)),
+    'gowalla': dict(
+        model=dict(hidden_channels=64, out_channels=64, num_layers=2,
+                   normalize_output=True, embedding_std=0.1),
+        train=dict(batch_size=8192, lr=1e-2, margin=0.1, num_negatives=500,
+                   num_neighbors=10, mixed=True, hard_negatives=False)),
+}
+
+
+def run_pinsage_user_item(split: BipartiteSplit,
+                          dataset: Optional[str] = None, epochs: int = 100,
+                          patience: Optional[int] = 5, seed: int = 2020,
+                          progress: bool = False,
+                          checkpoint: Optional[str] = None,
+                          model_options: Optional[Dict] = None, **overrides
+                          ) -> Tuple[Tensor, Tensor, TrainResult]:
+    r"""Builds, trains (:func:`train_pinsage_user_item`) and embeds a
+    user-item :class:`PinSage` with the :data:`PINSAGE_SETTINGS` of
+    :obj:`dataset` (those of Gowalla for other names), model arguments
+    overridden by :obj:`model_options` and training arguments by
+    :obj:`overrides`. Returns :obj:`(user_emb, item_emb,
+    result)`, the embeddings of the best validation epoch."""
+    settings = PINSAGE_SETTINGS.get(dataset, PINSAGE_SETTINGS['gowalla'])
+    seed_everything(seed)
+    model = user_item_pinsage(split, **dict(settings['model'],
+                                            **(model_options or {})))
+    result, training = train_pinsage_user_item(
+        model, split, epochs=epochs, patience=patience, seed=seed,
+        progress=progress, checkpoint=checkpoint,
+        **dict(settings['train'], **overrides))
+    user_emb, item_emb = training.embeddings()
+    return user_emb, item_emb, result

@@ -142,7 +142,10 @@ class PinSAGEConv(MessagePassing):
 
     Args:
         in_channels (int or tuple): Size of each input sample, or a
-            :obj:`(source, target)` tuple of sizes for bipartite blocks.
+            :obj:`(source, target)` tuple of sizes for bipartite blocks;
+            :obj:`-1` derives a size from the first input (lazy
+            initialisation, e.g. inside
+            :func:`~torch_geometric.nn.to_hetero`).
         out_channels (int): Size of each output sample.
         hidden_channels (int, optional): Size of the neighbour messages
             :math:`\mathbf{Q}\mathbf{h}_v`. (default: :obj:`out_channels`)
@@ -200,9 +203,10 @@ class PinSAGEConv(MessagePassing):
                              f"target) pair of ints (got {in_channels!r})")
         hidden_channels = out_channels if hidden_channels is None else \
             hidden_channels
-        # Lazy initialisation (-1) is not supported.
-        in_channels = (check_positive_int(in_channels[0], 'in_channels'),
-                       check_positive_int(in_channels[1], 'in_channels'))
+        # -1: lazy initialisation from the first input (as SAGEConv).
+        in_channels = tuple(
+            -1 if c == -1 and not isinstance(c, bool) else
+            check_positive_int(c, 'in_channels') for c in in_channels)
         out_channels = check_positive_int(out_channels, 'out_channels')
         hidden_channels = check_positive_int(hidden_channels,
                                              'hidden_channels')
@@ -222,8 +226,9 @@ class PinSAGEConv(MessagePassing):
 
         self.lin_neighbor = Linear(in_channels[0], hidden_channels,
                                    bias=bias)  # Q, q
-        self.lin_update = Linear(in_channels[1] + hidden_channels,
-                                 out_channels, bias=bias)  # W, w
+        self.lin_update = Linear(
+            -1 if in_channels[1] == -1 else in_channels[1] + hidden_channels,
+            out_channels, bias=bias)  # W, w
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -302,7 +307,7 @@ class PinSAGEConv(MessagePassing):
             raise ValueError(f"the {role} features must be a 2-D tensor "
                              f"[num_nodes, {channels}] (got "
                              f"{getattr(x, 'shape', type(x).__name__)})")
-        if x.size(-1) != channels:
+        if channels != -1 and x.size(-1) != channels:
             raise ValueError(f"'{self.__class__.__name__}' expects {role} "
                              f"features of width {channels} (got "
                              f"{x.size(-1)})")

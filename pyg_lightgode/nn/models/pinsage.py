@@ -384,18 +384,8 @@ class PinSage(torch.nn.Module):
             check_finite(x, 'x')
         edge_index, edge_weight = _check_neighborhood(edge_index, edge_weight,
                                                       num_nodes)
-        device = edge_index.device
-        n_id = torch.arange(num_nodes, device=device)
-        if edge_weight is None:
-            edge_weight = torch.ones(edge_index.size(1), device=device)
-        # Edges sorted by target, NOT coalesced: repeated edges stay apart,
-        # as in the forward pass on an edge_index.
-        perm = torch.argsort(edge_index[1], stable=True)
-        with quiet_sparse_csr():  # Built from checked ids: no beta notices.
-            adj_t = torch.sparse_csr_tensor(
-                index2ptr(edge_index[1, perm], num_nodes),
-                edge_index[0, perm], edge_weight[perm],
-                size=(num_nodes, num_nodes))
+        n_id = torch.arange(num_nodes, device=edge_index.device)
+        adj_t = neighborhood_adj_t(edge_index, edge_weight, num_nodes)
         h = self.embed_input(x, n_id)
         for conv in self.convs:
             if chunk_size is None or chunk_size >= num_nodes:
@@ -413,6 +403,25 @@ class PinSage(torch.nn.Module):
                 f'{self.hidden_channels}, out_channels={self.out_channels}, '
                 f'num_layers={self.num_layers}, '
                 f'pooling={self.pooling!r})')
+
+
+def neighborhood_adj_t(edge_index: Tensor, edge_weight: OptTensor,
+                       num_nodes: int) -> Tensor:
+    r"""The neighbourhood graph :obj:`edge_index` :obj:`[2, E]` (row 0 the
+    neighbour, row 1 the target) as ONE transposed sparse CSR adjacency
+    :obj:`[num_nodes, num_nodes]` whose values are the weights (ones
+    without :obj:`edge_weight`), the input of :meth:`PinSage.inference`
+    and of :meth:`PinSage.forward` on a whole graph. Edges are sorted by
+    target but NOT coalesced: repeated edges stay apart, as in the forward
+    pass on an :obj:`edge_index`. The ids are not checked."""
+    device = edge_index.device
+    if edge_weight is None:
+        edge_weight = torch.ones(edge_index.size(1), device=device)
+    perm = torch.argsort(edge_index[1], stable=True)
+    with quiet_sparse_csr():  # Built from checked ids: no beta notices.
+        return torch.sparse_csr_tensor(
+            index2ptr(edge_index[1, perm], num_nodes), edge_index[0, perm],
+            edge_weight[perm], size=(num_nodes, num_nodes))
 
 
 def _chunk(h: Tensor, adj_t: Tensor, start: int,
