@@ -114,7 +114,8 @@ def run_pinsage_i2i(args, split, common):
     import torch
 
     from pyg_lightgode.apps.training import pinsage_embeddings, train_pinsage
-    from pyg_lightgode.metrics import item_to_item_metrics, item_to_item_pairs
+    from pyg_lightgode.metrics import item_to_item_metrics
+    from pyg_lightgode.metrics.item_to_item import item_to_item_pairs
     from pyg_lightgode.nn.models import PinSage
     model = PinSage(num_nodes=split.num_items, in_channels=(
         None if split.item_x is None else split.item_x.size(1)),
@@ -265,7 +266,7 @@ def run_single(args):
     total = time.perf_counter() - start
     test = evaluate_ranking(user_emb.detach(), item_emb.detach(),
                             split.test_index,
-                            exclude=split.known_interactions('test'),
+                            exclude_links=split.known_interactions('test'),
                             ks=(20, ), metrics=('recall', 'ndcg'))
     trained = trained_epochs(result)
     out = {'model': name, **test, 'best_epoch': result.best_epoch,
