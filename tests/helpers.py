@@ -82,3 +82,8 @@ def write_files(folder, files):
 def pairs(index):
     r"""The (user, item) pairs of an index, sorted."""
     return sorted(map(tuple, index.t().tolist()))
+
+
+def gen(seed=0):
+    r"""A seeded CPU generator."""
+    return torch.Generator().manual_seed(seed)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch_geometric.utils import to_torch_csr_tensor
 
+from helpers import gen
 from pyg_lightgode.apps.training.pinsage import user_item_importance
 from pyg_lightgode.sampler import HardNegativeSampler
 from pyg_lightgode.sampler.random_walk import (
@@ -24,9 +25,6 @@ MODULES = [
 ]
 hard_negatives_module = MODULES[1]
 
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def graph(repeats=True, seed=0):

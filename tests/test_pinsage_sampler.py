@@ -7,6 +7,7 @@ from torch_geometric.loader import NodeLoader
 from torch_geometric.sampler import NegativeSampling
 from torch_geometric.utils import trim_to_layer
 
+from helpers import gen
 from pyg_lightgode.sampler import (
     HardNegativeSampler,
     ImportanceNeighborhood,
@@ -25,10 +26,6 @@ from pyg_lightgode.sampler.importance import (
     topk_visits,
 )
 from pyg_lightgode.sampler.pinsage_sampler import hop_subgraph, item_data
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def random_interactions(num_users=30, num_items=40, num_edges=150, seed=0):

@@ -3,6 +3,7 @@ import sys
 import pytest
 import torch
 
+from helpers import gen
 from pyg_lightgode.sampler.random_walk import (
     bipartite_csr,
     bipartite_random_walk,
@@ -12,10 +13,6 @@ from pyg_lightgode.sampler.random_walk import (
     to_csr,
     walk_lengths,
 )
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
 
 
 def csr_of(edges, num_nodes):

@@ -53,6 +53,7 @@ from torch_geometric.utils import cumsum
 
 from pyg_lightgode.data.bipartite import check_interactions
 from pyg_lightgode.data.progress import Progress
+from pyg_lightgode.data.validation import check_index_range
 from pyg_lightgode.metrics.beyond import (
     gini_index,
     item_coverage,
@@ -183,13 +184,7 @@ def _check_users(users: Optional[Tensor], num_users: int,
             users.is_floating_point() or users.dtype == torch.bool:
         raise ValueError(f"'users' must be a 1-D integer tensor of user ids "
                          f"(got {users!r:.80})")
-    users = users.long().to(device)
-    if users.numel() > 0 and (int(users.min()) < 0
-                              or int(users.max()) >= num_users):
-        raise ValueError(f"'users' holds ids in [{int(users.min())}, "
-                         f"{int(users.max())}], outside the valid range "
-                         f"[0, {num_users - 1}]")
-    return users
+    return check_index_range(users.long().to(device), num_users, 'users')
 
 
 def _scorer_topk_batch(scorer: Scorer, batch_users: Tensor, num_items: int,

@@ -28,6 +28,7 @@ from torch import Tensor
 from torch_geometric.nn.pool.knn import KNNOutput
 
 from pyg_lightgode.data.io import atomic_write
+from pyg_lightgode.data.validation import check_index_range
 from pyg_lightgode.metrics.ranking import DEFAULT_BATCH_SIZE, UserItemCSR
 from pyg_lightgode.metrics.retrieval import DEFAULT_BLOCK_NUMEL, exact_topk
 
@@ -69,13 +70,7 @@ def _check_row_ids(ids: Any, num_rows: int, name: str) -> Tensor:
             ids.is_floating_point() or ids.dtype == torch.bool:
         raise ValueError(f"'{name}' must be a 1-D integer tensor of row ids "
                          f"(got {getattr(ids, 'shape', type(ids).__name__)})")
-    ids = ids.long().cpu()
-    if ids.numel() > 0 and (int(ids.min()) < 0
-                            or int(ids.max()) >= num_rows):
-        raise ValueError(f"'{name}' holds ids in [{int(ids.min())}, "
-                         f"{int(ids.max())}], outside the valid range [0, "
-                         f"{num_rows - 1}]")
-    return ids
+    return check_index_range(ids.long().cpu(), num_rows, name)
 
 
 class EmbeddingStore:
