@@ -36,6 +36,21 @@ BOUNDED = settings(max_examples=EXAMPLES, deadline=None,
                    suppress_health_check=[HealthCheck.too_slow])
 
 
+def raw_ids_of(table, rows):
+    r"""Checks that :obj:`table` maps every pair back to the raw ids of
+    :obj:`rows` (canonical integers as ints, other ids as strings) and
+    yields :obj:`(k, ids, raw)` per side."""
+    canonical = re.compile(r'-?(0|[1-9][0-9]{0,17})')
+    out = []
+    for k, ids in ((0, table.user_ids), (1, table.item_ids)):
+        raw = [row[k] for row in rows]
+        if all(canonical.fullmatch(v) for v in raw):
+            raw = [int(v) for v in raw]
+        assert ids[table.index[k].numpy()].tolist() == raw
+        out.append((k, ids, raw))
+    return out
+
+
 # LightGCN files: catalogue size and repeated pairs ###########################
 
 
@@ -205,12 +220,7 @@ def test_csv_round_trip(rows, header, sep, eol, last_eol):
         with open(path, 'w', newline='') as f:
             f.write(eol.join(lines) + (eol if last_eol else ''))
         table = read_interaction_table(path)
-    canonical = re.compile(r'-?(0|[1-9][0-9]{0,17})')
-    for k, ids in ((0, table.user_ids), (1, table.item_ids)):
-        raw = [row[k] for row in rows]
-        if all(canonical.fullmatch(v) for v in raw):
-            raw = [int(v) for v in raw]
-        assert ids[table.index[k].numpy()].tolist() == raw
+    for k, ids, raw in raw_ids_of(table, rows):
         assert len(ids) == len(set(raw))
     assert table.rating.tolist() == [r for _, _, r in rows]
 
@@ -424,10 +434,5 @@ def test_corrupt_csv_is_read_right_or_refused(rows, data):
         assert table is None, f'accepted {decoded!r}'
         return
     assert table is not None, f'refused {decoded!r}'
-    canonical = re.compile(r'-?(0|[1-9][0-9]{0,17})')
-    for k, ids in ((0, table.user_ids), (1, table.item_ids)):
-        raw_ids = [row[k] for row in expected]
-        if all(canonical.fullmatch(v) for v in raw_ids):
-            raw_ids = [int(v) for v in raw_ids]
-        assert ids[table.index[k].numpy()].tolist() == raw_ids
+    raw_ids_of(table, expected)
     assert table.rating.tolist() == [r for _, _, r in expected]

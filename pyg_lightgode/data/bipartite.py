@@ -194,19 +194,19 @@ class BipartiteSplit:
     def num_nodes(self) -> int:
         return self.num_users + self.num_items
 
+    def _graph(self, key: str, build) -> Tensor:
+        if key not in self._cache:
+            self._cache[key] = build(self.train_index, self.num_users,
+                                     self.num_items)
+        return self._cache[key]
+
     def edge_index(self) -> Tensor:
         r"""Symmetric homogeneous :obj:`edge_index` of the training graph."""
-        if 'edge_index' not in self._cache:
-            self._cache['edge_index'] = bipartite_to_homogeneous(
-                self.train_index, self.num_users, self.num_items)
-        return self._cache['edge_index']
+        return self._graph('edge_index', bipartite_to_homogeneous)
 
     def adj_t(self) -> Tensor:
         r"""Transposed torch.sparse CSR adjacency of the training graph."""
-        if 'adj_t' not in self._cache:
-            self._cache['adj_t'] = bipartite_to_adj_t(
-                self.train_index, self.num_users, self.num_items)
-        return self._cache['adj_t']
+        return self._graph('adj_t', bipartite_to_adj_t)
 
     def user_item_lists(self, part: str = 'train') -> Sequence[Tensor]:
         r"""Per-user item tensors of :obj:`part` ('train', 'val', 'test')."""

@@ -569,10 +569,8 @@ class InteractionBatches:
         if index.dim() != 2 or index.size(0) != 2 or index.size(1) == 0:
             raise ValueError(f"'index' must be a non-empty [2, E] tensor (got "
                              f"shape {list(index.shape)})")
-        self.index = index
-        self.batch_size = batch_size
-        self.generator = generator
-        self.drop_last = drop_last
+        self.index, self.batch_size = index, batch_size
+        self.generator, self.drop_last = generator, drop_last
 
     def __len__(self) -> int:
         n = self.index.size(1)
