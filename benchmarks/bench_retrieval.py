@@ -108,8 +108,7 @@ def main(argv=None):
           f'of 8 bits')
     header = (f'{"method":<36}{"build s":>9}{"query s":>9}{"cpu s":>8}'
               f'{"speed vs exact":>16}{f"recall@{k}":>11}')
-    print(header)
-    print('-' * len(header))
+    print(header, '-' * len(header), sep='\n')
     for name, build, wall, cpu, recall in rows:
         print(f'{name:<36}{build:>9.2f}{wall:>9.2f}{cpu:>8.2f}'
               f'{exact_wall / wall:>15.2f}x{recall:>11.4f}')

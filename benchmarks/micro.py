@@ -25,13 +25,13 @@ def build_parser():
     parser = cli.make_parser(__doc__)
     add = parser.add_argument
     cli.add_file_arguments(parser)
+    cli.add_threads_argument(parser)
     add('--synthetic', action='store_true',
         help='a random graph of Gowalla size instead of Gowalla')
     add('--batch-size', type=int, default=1024,
         help='training pairs per batch')
     add('--lightgcn-batches', type=int, default=20,
         help="timed batches of PyG's LightGCN (its epoch is extrapolated)")
-    cli.add_threads_argument(parser)
     return parser
 
 
