@@ -21,9 +21,9 @@ def run_check(tmp_path, *args):
     out = tmp_path / 'out.json'
     proc = subprocess.run([
         sys.executable, str(ROOT / 'benchmarks' / 'gpu_check.py'),
-        '--device', 'cpu', '--quick', '--cpu-users', '100', '--json',
-        str(out), *args
-    ], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        '--device', 'cpu', '--quick', '--cpu-users', '100', '--threads',
+        '1', '--json', str(out), *args
+    ], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '| check | max abs diff |' in proc.stdout
     return json.loads(out.read_text())
