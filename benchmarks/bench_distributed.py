@@ -88,7 +88,11 @@ def parse_args(argv=None):
     add('--workdir', default=None,
         help='data and per-process results (default: a temporary folder)')
     add('--out', default=None, help='JSON file to write')
-    add('--role', default=None, choices=['prepare', 'single', 'rank'],
+    add('--memory-cap-mib', type=float, default=None,
+        help='address-space limit (RLIMIT_AS) of every rank; one process is '
+        'then also run under it, and whether it finishes is reported')
+    add('--role', default=None,
+        choices=['prepare', 'single', 'single-capped', 'rank'],
         help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -149,8 +153,18 @@ def prepare(args) -> None:
         os.path.join(args.workdir, 'index.bin'))
     from pyg_lightgode.data.io import write_json
     write_json({'num_users': num_users, 'num_items': num_items,
-                'num_edges': index.size(1)},
+                'num_edges': index.size(1), 'dataset': name},
                os.path.join(args.workdir, 'meta.json'))
+
+
+def same_data(args) -> bool:
+    r"""Whether ``<workdir>`` already holds this dataset's interactions."""
+    path = os.path.join(args.workdir, 'meta.json')
+    if not os.path.exists(path) or not os.path.exists(
+            os.path.join(args.workdir, 'index.bin')):
+        return False
+    with open(path) as f:
+        return json.load(f).get('dataset') == args.dataset
 
 
 def meta(args):
@@ -280,7 +294,9 @@ def run_single(args) -> dict:
             return (model.user_embedding.weight.detach(),
                     model.item_embedding.weight.detach(), moved)
         results['training'] = measure('training', training)
-    atomic_save(results, os.path.join(args.workdir, 'single.pt'))
+    out['vm_peak_mib'] = _status_mib('VmPeak')
+    if args.role == 'single':
+        atomic_save(results, os.path.join(args.workdir, 'single.pt'))
     return out
 
 
@@ -406,6 +422,7 @@ def run_rank(args) -> dict:
             return (users.nodes(rank), user_table.weight.detach(),
                     items.nodes(rank), item_table.weight.detach())
         results['training'] = measure('training', training)
+    out['vm_peak_mib'] = _status_mib('VmPeak')
     atomic_save(results, os.path.join(args.workdir, f'rank{rank}.pt'))
     from pyg_lightgode.data.io import write_json
     write_json(out, os.path.join(args.workdir, f'rank{rank}.json'))
@@ -503,6 +520,8 @@ def child(args, role: str, env=None) -> list:
         cmd += ['--' + key.replace('_', '-'), str(getattr(args, key))]
     if args.raw_dir:
         cmd += ['--raw-dir', args.raw_dir]
+    if args.memory_cap_mib:
+        cmd += ['--memory-cap-mib', str(args.memory_cap_mib)]
     return cmd
 
 
@@ -521,6 +540,21 @@ def main(argv=None):
         tag = args.dataset.replace(':', '_')
         args.workdir = f'/tmp/bench_distributed_{tag}_w{args.world_size}'
     os.makedirs(args.workdir, exist_ok=True)
+    if args.role in ('single-capped', 'rank') and args.memory_cap_mib:
+        import resource
+        cap = int(args.memory_cap_mib * 2**20)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    if args.role == 'single-capped':  # Does one process fit the cap?
+        from pyg_lightgode.data.io import write_json
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+            run_single(args)
+            result = {'finished': True}
+        except (MemoryError, RuntimeError) as error:
+            result = {'finished': False, 'error': str(error)[:300]}
+        write_json(result, os.path.join(args.workdir, 'single_capped.json'))
+        return
     if args.role in ('single', 'rank', 'prepare'):
         import torch
         torch.set_num_threads(args.threads)
@@ -532,9 +566,17 @@ def main(argv=None):
         return
     env = dict(os.environ)
     rank = int(os.environ.get('RANK', 0)) if under_torchrun else 0
+    if args.memory_cap_mib:  # glibc's per-thread arenas reserve 64 MiB
+        env.setdefault('MALLOC_ARENA_MAX', '2')  # of address space each.
     if rank == 0:
-        subprocess.run(child(args, 'prepare'), check=True, env=env)
+        if not same_data(args):
+            subprocess.run(child(args, 'prepare'), check=True, env=env)
         subprocess.run(child(args, 'single'), check=True, env=env)
+        if args.memory_cap_mib:
+            capped = os.path.join(args.workdir, 'single_capped.json')
+            if os.path.exists(capped):
+                os.remove(capped)
+            subprocess.run(child(args, 'single-capped'), env=env)
     if under_torchrun:  # Rank 0 prepared the data; every rank runs.
         import torch.distributed as dist
         dist.init_process_group('gloo')
@@ -565,7 +607,20 @@ def main(argv=None):
             ranks.append(json.load(f))
     report = {'world_size': args.world_size, 'dataset': args.dataset,
               'threads': args.threads, 'stages': compare(args, single, ranks),
+              'address_space_peak_mib_per_rank': [r.get('vm_peak_mib')
+                                                  for r in ranks],
+              'single_process_address_space_peak_mib': single.get(
+                  'vm_peak_mib'),
               'load_average': os.getloadavg()}
+    if args.memory_cap_mib:
+        report['memory_cap_mib'] = args.memory_cap_mib
+        capped = os.path.join(args.workdir, 'single_capped.json')
+        if os.path.exists(capped):
+            with open(capped) as f:
+                report['single_process_under_cap'] = json.load(f)
+        else:  # Killed without a word (e.g. a failed allocation in C).
+            report['single_process_under_cap'] = {'finished': False,
+                                                  'error': 'died'}
     text = json.dumps(report, indent=1)
     if args.out:
         from pyg_lightgode.data.io import write_json

@@ -350,3 +350,15 @@ def test_bench_distributed_end_to_end(tmp_path):
             assert entry['max_abs_diff'] < 1e-5, name
     assert stages['propagation']['comm_bytes_per_rank'][0] > 0
     assert stages['training']['max_abs_change'] > 0
+
+
+def test_node_split_with_an_empty_range():
+    # Rank 1 owns no users, so its (empty) user range starts where rank
+    # 0's items start: the items must stay rank 0's.
+    split = NodeSplit.from_segments([(0, 5, 0), (5, 7, 0), (5, 5, 1),
+                                     (7, 9, 1)], 9, 2)
+    ids = torch.arange(9)
+    assert split.owner(ids).tolist() == [0] * 7 + [1] * 2
+    assert split.local(ids).tolist() == list(range(7)) + [0, 1]
+    assert split.nodes(1).tolist() == [7, 8]
+    assert split.num_local(0) == 7

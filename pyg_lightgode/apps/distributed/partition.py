@@ -109,12 +109,29 @@ class NodeSplit:
     world_size: int
 
     @classmethod
+    def from_segments(cls, segments: Sequence[tuple], num_nodes: int,
+                      world_size: int) -> 'NodeSplit':
+        r"""From :obj:`(start, end, owner)` segments covering
+        :obj:`0..num_nodes-1`, each owner's in its local order; empty
+        segments are dropped (they would shadow a neighbour's start)."""
+        offsets, rows = [], [0] * world_size
+        for start, end, owner in segments:
+            offsets.append(rows[owner])
+            rows[owner] += end - start
+        kept = sorted((start, owner, offset) for (start, end, owner), offset
+                      in zip(segments, offsets) if end > start)
+        return cls(torch.tensor([k[0] for k in kept], dtype=torch.long),
+                   torch.tensor([k[1] for k in kept], dtype=torch.long),
+                   torch.tensor([k[2] for k in kept], dtype=torch.long),
+                   int(num_nodes), world_size)
+
+    @classmethod
     def contiguous(cls, bounds: Sequence[int]) -> 'NodeSplit':
         r"""Rank :obj:`r` owns nodes :obj:`bounds[r]..bounds[r + 1] - 1`."""
         world_size = len(bounds) - 1
-        return cls(torch.tensor(bounds[:-1]), torch.arange(world_size),
-                   torch.zeros(world_size, dtype=torch.long), int(bounds[-1]),
-                   world_size)
+        return cls.from_segments([(bounds[r], bounds[r + 1], r)
+                                  for r in range(world_size)],
+                                 bounds[-1], world_size)
 
     def segment(self, ids: Tensor) -> Tensor:
         return torch.bucketize(ids, self.starts, right=True) - 1
@@ -164,16 +181,12 @@ def bipartite_split(index: Optional[Tensor], num_users: int,
     user_deg, item_deg = degree[:num_users], degree[num_users:]
     ub = edge_balanced_bounds(user_deg, world_size)
     ib = edge_balanced_bounds(item_deg, world_size)
-    starts, owners, offsets = [], [], []
-    for r in range(world_size):
-        starts += [ub[r], num_users + ib[r]]
-        owners += [r, r]
-        offsets += [0, ub[r + 1] - ub[r]]
-    order = sorted(range(len(starts)), key=lambda i: (starts[i], i))
-    return NodeSplit(torch.tensor([starts[i] for i in order]),
-                     torch.tensor([owners[i] for i in order]),
-                     torch.tensor([offsets[i] for i in order]),
-                     num_users + num_items, world_size)
+    segments = []
+    for r in range(world_size):  # Each rank: its users, then its items.
+        segments += [(ub[r], ub[r + 1], r),
+                     (num_users + ib[r], num_users + ib[r + 1], r)]
+    return NodeSplit.from_segments(segments, num_users + num_items,
+                                   world_size)
 
 
 @dataclass
