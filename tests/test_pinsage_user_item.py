@@ -269,3 +269,23 @@ def test_pair_loss_bpr_against_direct_computation():
                           torch.stack([(q[b] @ n[j] - pos[b] + 0.5).clamp(
                               min=0) for b in range(3)
                                        for j in range(5)]).mean())
+
+
+def test_layerwise_step_without_torch_sparse(monkeypatch):
+    r"""The torch.sparse CSR path of a step (no torch_sparse) gives the
+    embeddings and gradients of the SparseTensor path."""
+    import torch_geometric.typing
+    split = clustered_split()
+    outs = []
+    for with_sparse in (True, False):
+        monkeypatch.setattr(torch_geometric.typing, 'WITH_TORCH_SPARSE',
+                            with_sparse)
+        model = small_model(split)
+        training = PinSageUserItemTraining(model, split, seed=3, **SMALL)
+        training.loader(1)
+        nodes = torch.tensor([0, 5, split.num_users + 2, split.num_nodes - 1])
+        z = training.embed(nodes)
+        z.square().sum().backward()
+        outs.append((z.detach(), model.embedding.weight.grad.clone()))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5)
+    assert torch.allclose(outs[0][1], outs[1][1], atol=1e-5)
