@@ -58,7 +58,7 @@ SETTINGS = {  # Per model: batch size and learning rate.
     # 0.35 with 5e-3, measured).
     'lightgcn-2': dict(batch_size=2048, lr=5e-3),
     'lightgcn-3': dict(batch_size=2048, lr=5e-3),
-    'pinsage': dict(batch_size=512, lr=1e-2),
+    'pinsage': {},  # PINSAGE_SETTINGS, per dataset.
     # FILTER_SETTINGS, per dataset:
     'gfcf': {}, 'bspm': {}, 'chebycf': {}, 'turbocf': {}, 'userknn': {},
     'itemknn': {},
@@ -367,21 +367,15 @@ def run_model(args) -> dict:
             model = lightgode_from_tables(split, table_u, table_i, t=t)
             study = study_rows(model, split, 'MF (align+uniform)')
     elif name == 'pinsage':
-        from pyg_lightgode.nn.models import PinSage
-        from pyg_lightgode.apps.training.pinsage import (
-            pinsage_embeddings,
-            train_pinsage,
-        )
-        # The MovieLens example's settings: features + IDs, cosine scores.
-        model = PinSage(num_nodes=split.num_items, in_channels=(
-            split.item_x.size(1) if split.item_x is not None else None),
-                        hidden_channels=64, out_channels=64, num_layers=2,
-                        normalize_output=True)
-        opts.update(margin=0.05, num_neighbors=[10, 10],
-                    hard_negatives=args.dataset != 'gowalla')
-        result = train_pinsage(model, split, **opts, **common)
-        (users, items), prop_s = timed(
-            lambda: pinsage_embeddings(model, split, top_k=10))
+        # User-item PinSage (users are nodes), settings per dataset chosen
+        # on validation (PINSAGE_SETTINGS); the best validation epoch.
+        from pyg_lightgode.apps.training.pinsage import run_pinsage_user_item
+        t0 = time.perf_counter()
+        users, items, result = run_pinsage_user_item(
+            split, args.dataset, epochs=opts['epochs'],
+            patience=opts['patience'], seed=args.seed)
+        train_s = sum(h['train_seconds'] for h in result.history)
+        prop_s = max(0.0, time.perf_counter() - t0 - train_s)
     else:
         from torch_geometric.nn.models import LightGCN
         from pyg_lightgode.apps.training.recipes import train_bpr
