@@ -162,7 +162,7 @@ def main(argv=None):
     add_data_arguments(parser, dataset='movielens100k')
     add = parser.add_argument
     add('--model', default='ease', choices=('ease', 'rp3beta'))
-    add('--reg', default='100', help="EASE's lambda candidates (comma list)")
+    add('--reg', default='300', help="EASE's lambda candidates (comma list)")
     add('--dtype', default='float32', choices=('float32', 'float64'))
     add('--k', default='100', help="RP3beta's neighbours (comma list)")
     add('--alpha', default='1.0', help="RP3beta's alpha (comma list)")
