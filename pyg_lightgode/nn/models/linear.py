@@ -82,8 +82,10 @@ class EASE(GraphFilter):
     :math:`\mathbf{x}\mathbf{B}` exactly (the new row does not enter
     :math:`\mathbf{K}`; a fitted user's row gives their :meth:`score`). It
     costs an :math:`O(|U|^2)` product per row instead of :meth:`score`'s
-    :math:`O(|E|)` per user and subtracts nearly equal terms, so use
-    :obj:`dtype='float64'` where rows are scored this way in bulk.
+    :math:`O(|E|)` per user, and subtracts nearly equal terms (in float32
+    the difference from float64 stayed below :math:`3 \cdot 10^{-6}` of
+    the scores on a random 600 :math:`\times` 900 graph, top-20 lists
+    unchanged; :obj:`dtype='float64'` removes it).
 
     **Memory** (:math:`s` = 4 bytes in float32, 8 in float64): the user
     side keeps :math:`\mathbf{K}^{-1}`, :math:`s|U|^2` bytes, and peaks at
