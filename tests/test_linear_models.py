@@ -190,3 +190,34 @@ def test_rp3beta_user_without_interactions_scores_zero():
     scores = model.score(torch.tensor([8, 0, 8]))
     assert scores[0].abs().max() == 0 and scores[2].abs().max() == 0
     torch.testing.assert_close(scores[1], model(R[:1].float())[0])
+
+
+ROOT = __import__('pathlib').Path(__file__).resolve().parents[1]
+ML100K = ROOT.parent / 'shared' / 'data' / 'ml-100k'
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (ML100K / 'u.data').exists(),
+                    reason='../shared/data/ml-100k is not present')
+def test_bench_linear_chooses_on_validation(tmp_path):
+    r"""``benchmarks/bench_linear.py`` on MovieLens-100K: the validation
+    stage on half of the users, lambda scaled, refit and test."""
+    import json
+    import subprocess
+    import sys
+    out = tmp_path / 'row.json'
+    proc = subprocess.run([
+        sys.executable, str(ROOT / 'benchmarks' / 'bench_linear.py'),
+        '--dataset', 'movielens100k', '--root', str(tmp_path / 'data'),
+        '--raw-dir', str(ML100K), '--model', 'ease', '--reg', '50,300',
+        '--val-users', '0.5', '--json', str(out)
+    ], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = json.loads(out.read_text())
+    assert [r['settings']['reg'] for r in row['validation']] == [50, 300]
+    best = max(row['validation'], key=lambda r: r['ndcg@20'])
+    users = json.loads(proc.stdout.splitlines()[0])['users']
+    assert row['settings']['reg'] == pytest.approx(
+        best['settings']['reg'] * 943 / users, rel=1e-3)
+    assert 0 < row['ndcg@20'] <= row['recall@20'] <= 1
+    assert row['tuning']['trials'] == 2 and row['peak_mib'] > 0

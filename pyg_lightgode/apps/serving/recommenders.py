@@ -395,8 +395,9 @@ class FilterRecommender(Recommender):
     The artefact stores the filter's name, its constructor arguments
     (plain values) and the interaction graph; :func:`load_recommender`
     refits the filter (a normalisation and, for GF-CF, BSPM and ChebyCF, a
-    seeded SVD; Turbo-CF builds its item--item matrix), which is what
-    loading costs.
+    seeded SVD; Turbo-CF and RP3beta build their item--item matrix, EASE
+    inverts its Gram matrix: minutes on Gowalla), which is what loading
+    costs.
 
     Args:
         name (str): :obj:`'gfcf'`, :obj:`'bspm'`, :obj:`'chebycf'`,

@@ -82,8 +82,10 @@ class EASE(GraphFilter):
     :math:`\mathbf{x}\mathbf{B}` exactly (the new row does not enter
     :math:`\mathbf{K}`; a fitted user's row gives their :meth:`score`). It
     costs an :math:`O(|U|^2)` product per row instead of :meth:`score`'s
-    :math:`O(|E|)` per user and subtracts nearly equal terms, so use
-    :obj:`dtype='float64'` where rows are scored this way in bulk.
+    :math:`O(|E|)` per user, and subtracts nearly equal terms (in float32
+    the difference from float64 stayed below :math:`3 \cdot 10^{-6}` of
+    the scores on a random 600 :math:`\times` 900 graph, top-20 lists
+    unchanged; :obj:`dtype='float64'` removes it).
 
     **Memory** (:math:`s` = 4 bytes in float32, 8 in float64): the user
     side keeps :math:`\mathbf{K}^{-1}`, :math:`s|U|^2` bytes, and peaks at
@@ -99,8 +101,10 @@ class EASE(GraphFilter):
     Args:
         num_users (int): Number of users :math:`|U|`.
         num_items (int): Number of items :math:`|I|`.
-        reg (float, optional): The L2 penalty :math:`\lambda > 0`.
-            (default: :obj:`100.0`)
+        reg (float, optional): The L2 penalty :math:`\lambda > 0`; choose
+            it on validation (it grows with the number of users: MovieLens-
+            100K and Gowalla's validation splits chose about 300).
+            (default: :obj:`300.0`)
         side (str, optional): :obj:`'auto'`, :obj:`'user'` or
             :obj:`'item'`. (default: :obj:`'auto'`)
         dtype (str or torch.dtype, optional): :obj:`'float32'` or
@@ -115,10 +119,10 @@ class EASE(GraphFilter):
 
     .. code-block:: python
 
-        model = EASE(num_users, num_items, reg=200.0).fit(train_index)
+        model = EASE(num_users, num_items, reg=300.0).fit(train_index)
         items = model.recommend(k=20, exclude_links=train_index)
     """
-    def __init__(self, num_users: int, num_items: int, reg: float = 100.0,
+    def __init__(self, num_users: int, num_items: int, reg: float = 300.0,
                  side: str = 'auto', dtype: Union[str, torch.dtype] =
                  'float32', block_size: int = 2048):
         super().__init__(num_users, num_items)
