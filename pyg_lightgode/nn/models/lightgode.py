@@ -185,8 +185,12 @@ class LightGODE(torch.nn.Module):
                         self.conv.normalize)
         out = self.conv(self.embedding(), edge_index, edge_weight, t=t)
         # One read of the result (a table or graph value that is not
-        # finite makes it so); the cause is looked for only then.
-        if not bool(torch.isfinite(out.detach()).all()):
+        # finite makes it so): its sum is finite unless an entry is not or
+        # the sum overflows; only then is every entry read, and the cause
+        # looked for.
+        total = out.detach().sum()
+        if not bool(torch.isfinite(total)) and \
+                not bool(torch.isfinite(out.detach()).all()):
             self._check_graph(edge_index, edge_weight)
             check_finite(out, 'get_embedding()', f' after propagation to '
                          f't={self.conv.t if t is None else t} with method='
