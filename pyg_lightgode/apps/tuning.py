@@ -169,9 +169,4 @@ def tune_filter(name: str, split: BipartiteSplit,
     return best, report
 
 
-def grid_size(name: str) -> int:
-    r"""How many settings a full pass over :data:`SPACES` tries."""
-    return 1 + sum(len(values) - 1 for values in SPACES[name].values())
-
-
-__all__ = ['SPACES', 'tune_filter', 'tuning_split', 'grid_size']
+__all__ = ['SPACES', 'tune_filter', 'tuning_split']

@@ -112,11 +112,19 @@ def to_csr(row: Tensor, col: Tensor, num_rows: int,
     rowptr = index2ptr(row, num_rows)
     if num_cols is None:
         return rowptr, col
+    return csr_tensor(rowptr, col, value, num_cols)
+
+
+def csr_tensor(rowptr: Tensor, col: Tensor, value: Optional[Tensor],
+               num_cols: int) -> Tensor:
+    r"""The torch.sparse CSR matrix of a CSR structure whose rows are given
+    by their pointers (as :func:`to_csr` builds it), with the values
+    :obj:`value` (ones if not given)."""
     if value is None:
         value = torch.ones(col.numel(), device=col.device)
     with quiet_sparse_csr():
         return torch.sparse_csr_tensor(rowptr, col, value,
-                                       size=(num_rows, num_cols),
+                                       size=(rowptr.numel() - 1, num_cols),
                                        check_invariants=False)
 
 

@@ -68,7 +68,7 @@ from torch import Tensor
 from torch_geometric.index import index2ptr
 from torch_geometric.utils import cumsum
 
-from pyg_lightgode.data.bipartite import check_interactions, to_csr
+from pyg_lightgode.data.bipartite import check_interactions, csr_tensor
 from pyg_lightgode.data.validation import check_matrix
 from pyg_lightgode.nn.conv import LightGODEConv
 from pyg_lightgode.nn.ode import check_method
@@ -129,19 +129,6 @@ def _sorted_rows(row: Tensor, col: Tensor) -> Tuple[Tensor, Tensor]:
     return row[perm], col[perm]
 
 
-def _csr_ptr(row: Tensor, num_rows: int) -> Tensor:
-    return index2ptr(row, num_rows)
-
-
-def _csr(ptr: Tensor, col: Tensor, value: Tensor, num_cols: int) -> Tensor:
-    # CSR rows given by their pointers (the rows' entries already grouped).
-    row = torch.repeat_interleave(
-        torch.arange(ptr.numel() - 1, device=ptr.device), ptr.diff(),
-        output_size=col.numel())
-    return to_csr(row, col, ptr.numel() - 1, value, num_cols,
-                  is_sorted=True)
-
-
 def _step(ptr: Tensor, col: Tensor, row_scale: Tensor, col_scale: Tensor,
           table: Tensor, x: Tensor, t: float) -> Tensor:
     r"""One Euler step of the CSR rows :math:`v` with
@@ -153,7 +140,7 @@ def _step(ptr: Tensor, col: Tensor, row_scale: Tensor, col_scale: Tensor,
     value = torch.repeat_interleave(row_scale, count,
                                     output_size=col.numel()) * col_scale[col]
     conv = LightGODEConv(t=t, normalize=False)
-    return conv((table, x), _csr(ptr, col, value, table.size(0)))
+    return conv((table, x), csr_tensor(ptr, col, value, table.size(0)))
 
 
 def _gather_rows(ptr: Tensor, col: Tensor, rows: Tensor
@@ -193,8 +180,8 @@ def new_node_rows(rule: str, ptr: Tensor, col: Tensor, table: Tensor,
     rows = table[col]
     if rule == 'neighbour-mean':
         rows = F.normalize(rows, dim=-1)
-    out = _csr(ptr, torch.arange(col.numel(), device=col.device),
-               table.new_ones(col.numel()), col.numel()) @ rows
+    out = csr_tensor(ptr, torch.arange(col.numel(), device=col.device),
+                     table.new_ones(col.numel()), col.numel()) @ rows
     if rule == 'mean':
         return out / count.clamp_min(1).unsqueeze(-1)
     return F.normalize(out, dim=-1) * scale
@@ -231,9 +218,9 @@ def one_step(user_e0: Tensor, item_e0: Tensor, edge_index: Tensor,
     di = torch.bincount(index[1], minlength=I).to(item_e0.dtype)
     su, si = inv_sqrt_degree(du), inv_sqrt_degree(di)
     row, col = _sorted_rows(index[0], index[1])
-    user = _step(_csr_ptr(row, U), col, su, si, item_e0, user_e0, t)
+    user = _step(index2ptr(row, U), col, su, si, item_e0, user_e0, t)
     row, col = _sorted_rows(index[1], index[0])
-    item = _step(_csr_ptr(row, I), col, si, su, user_e0, item_e0, t)
+    item = _step(index2ptr(row, I), col, si, su, user_e0, item_e0, t)
     return user, item
 
 
@@ -376,10 +363,10 @@ class LightGODEFoldIn:
     def _base(self, index: Tensor) -> None:
         row, col = _sorted_rows(index[0], index[1])
         self._keys = row * _KEY + col  # sorted: duplicate look-ups
-        self._uptr = _csr_ptr(row, self._user_e0.n)
+        self._uptr = index2ptr(row, self._user_e0.n)
         self._ucol = col
         row, col = _sorted_rows(index[1], index[0])
-        self._iptr = _csr_ptr(row, self._item_e0.n)
+        self._iptr = index2ptr(row, self._item_e0.n)
         self._icol = col
 
     @property
@@ -458,7 +445,7 @@ class LightGODEFoldIn:
                 local = torch.cat([local, pos[hit]])
                 cols = torch.cat([cols, new_col[hit]])
                 local, cols = _sorted_rows(local, cols)
-        return _csr_ptr(local, rows.numel()), cols
+        return index2ptr(local, rows.numel()), cols
 
     # -- propagation -------------------------------------------------------
     def _rows(self, side: str, rows: Tensor) -> Tensor:
@@ -621,7 +608,7 @@ class LightGODEFoldIn:
         row, col = _sorted_rows(node[mask] - old, other[mask])
         table = self.item_e0 if side == 0 else self.user_e0
         scale = self.user_scale if side == 0 else self.item_scale
-        return new_node_rows(rule, _csr_ptr(row, num), col, table, scale)
+        return new_node_rows(rule, index2ptr(row, num), col, table, scale)
 
     # -- anonymous users ---------------------------------------------------
     def history_rows(self, histories, rule: Optional[str] = None) -> Tensor:
